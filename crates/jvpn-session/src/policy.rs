@@ -1,0 +1,316 @@
+//! Every tunable of a session, with documented defaults.
+//!
+//! Durations serialize as integer milliseconds under a `_ms` key (`"recovery_window_ms": 120000`)
+//! so that a config file says its unit. Missing keys take the default.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The data plane's hard per-key age limit (wire: `REJECT_AFTER`): no key is used longer.
+const KEY_HARD_AGE: Duration = Duration::from_secs(180);
+
+/// Session policy: timers, recovery bounds, switch budget and quality thresholds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Policy {
+    /// Total time BIRTH may last before TERMINATED (`HandshakeTimeout`). Default 90 s:
+    /// WireGuard's 90 s "rekey attempt time", long enough for a path that comes up late.
+    #[serde(rename = "handshake_timeout_ms", with = "millis")]
+    pub handshake_timeout: Duration,
+    /// Time between handshake initiations while unanswered (each with a new ephemeral key and
+    /// sender index). Default 5 s, WireGuard's `REKEY_TIMEOUT`.
+    #[serde(rename = "handshake_retry_ms", with = "millis")]
+    pub handshake_retry: Duration,
+    /// Idle time after which an attached session sends a keepalive so the peer (and NAT
+    /// mappings) see it alive. Default 10 s, WireGuard's `KEEPALIVE_TIMEOUT`.
+    #[serde(rename = "keepalive_interval_ms", with = "millis")]
+    pub keepalive_interval: Duration,
+    /// No authenticated packet received for this long → the transport is dead (RECOVERING,
+    /// `TransportDead`). Default 25 s: two missed keepalives plus a margin for jitter.
+    #[serde(rename = "dead_after_ms", with = "millis")]
+    pub dead_after: Duration,
+    /// Longest time RECOVERING may last before TERMINATED (`RecoveryWindowExceeded`).
+    /// Default 120 s: covers a Wi-Fi → LTE hand-over or a short outage without keeping
+    /// dead sessions around.
+    #[serde(rename = "recovery_window_ms", with = "millis")]
+    pub recovery_window: Duration,
+    /// Switch budget: token-bucket capacity, the number of rebinds allowed back to back.
+    /// Default 6: enough for a burst of real path changes, not for a flapping loop.
+    pub switch_budget_burst: u32,
+    /// Switch budget: one token is added back every this long (up to the burst). Default 60 s,
+    /// so a sustained flap is limited to one rebind per minute.
+    #[serde(rename = "switch_budget_refill_per_ms", with = "millis")]
+    pub switch_budget_refill_per: Duration,
+    /// Shortest time between two planned switches. Default 2 s: damps oscillation between two
+    /// nearly equal paths.
+    #[serde(rename = "min_switch_interval_ms", with = "millis")]
+    pub min_switch_interval: Duration,
+    /// How long a candidate must beat the active path (by the hysteresis margin) before a
+    /// planned switch. Default 3 s: three probe intervals.
+    #[serde(rename = "dwell_ms", with = "millis")]
+    pub dwell: Duration,
+    /// Margin, in percent of the active path's score, by which a candidate must be better to
+    /// be switched to. Default 20 %.
+    pub hysteresis_percent: u32,
+    /// Time between probes on the active path. Default 1 s: detects distress within a few
+    /// seconds at a few bytes per second.
+    #[serde(rename = "probe_interval_ms", with = "millis")]
+    pub probe_interval: Duration,
+    /// Consecutive lost probes after which the path is suspect (ATTACHED → VOLATILE,
+    /// `ProbeLost`). Default 3.
+    pub probes_lost_suspect: u32,
+    /// Loss over the probe window, in percent, above which the path is volatile
+    /// (`LossSpike`). Default 5 %.
+    pub loss_volatile_percent: u32,
+    /// RTT above this multiple of the smoothed baseline marks the path volatile (`RttSpike`).
+    /// Default 3 (×).
+    pub rtt_spike_factor: u32,
+    /// How long VOLATILE must persist before DEGRADED (`QualityBelowPolicy`). Default 5 s.
+    #[serde(rename = "degraded_dwell_ms", with = "millis")]
+    pub degraded_dwell: Duration,
+    /// Age of a send key after which the client starts a rekey. Default 100 s: well before
+    /// the data plane's hard limit, leaving time for a few lost handshakes.
+    #[serde(rename = "rekey_after_ms", with = "millis")]
+    pub rekey_after: Duration,
+    /// How long the previous receive key still decrypts after a rekey, so packets in flight
+    /// are not lost. Default 10 s.
+    #[serde(rename = "rekey_grace_ms", with = "millis")]
+    pub rekey_grace: Duration,
+    /// Inner packets queued while not attached (BIRTH, RECOVERING, rekey wait); more are
+    /// refused with `QueueFull`. Default 64: bounds memory without dropping a short burst.
+    pub send_queue_packets: usize,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            handshake_timeout: Duration::from_secs(90),
+            handshake_retry: Duration::from_secs(5),
+            keepalive_interval: Duration::from_secs(10),
+            dead_after: Duration::from_secs(25),
+            recovery_window: Duration::from_secs(120),
+            switch_budget_burst: 6,
+            switch_budget_refill_per: Duration::from_secs(60),
+            min_switch_interval: Duration::from_secs(2),
+            dwell: Duration::from_secs(3),
+            hysteresis_percent: 20,
+            probe_interval: Duration::from_secs(1),
+            probes_lost_suspect: 3,
+            loss_volatile_percent: 5,
+            rtt_spike_factor: 3,
+            degraded_dwell: Duration::from_secs(5),
+            rekey_after: Duration::from_secs(100),
+            rekey_grace: Duration::from_secs(10),
+            send_queue_packets: 64,
+        }
+    }
+}
+
+/// Why a [`Policy`] is unusable. Every variant names the field; fix the config and retry.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    /// A duration that must be positive is zero. Set it to a positive value.
+    #[error("policy field `{field}` must be greater than zero")]
+    Zero {
+        /// The offending field.
+        field: &'static str,
+    },
+    /// `dead_after` must exceed `keepalive_interval`, or an idle but healthy path would be
+    /// declared dead. Raise `dead_after` (at least twice the keepalive interval is advised).
+    #[error("dead_after ({dead_after:?}) must be greater than keepalive_interval ({keepalive:?})")]
+    DeadBeforeKeepalive {
+        /// The configured `dead_after`.
+        dead_after: Duration,
+        /// The configured `keepalive_interval`.
+        keepalive: Duration,
+    },
+    /// `handshake_retry` must be shorter than `handshake_timeout`, or no retry ever happens.
+    /// Lower the retry or raise the timeout.
+    #[error(
+        "handshake_retry ({retry:?}) must be shorter than handshake_timeout ({timeout:?})"
+    )]
+    RetryNotBeforeTimeout {
+        /// The configured `handshake_retry`.
+        retry: Duration,
+        /// The configured `handshake_timeout`.
+        timeout: Duration,
+    },
+    /// A percentage is above 100. Use a value from 0 to 100.
+    #[error("policy field `{field}` is {value} %, above 100 %")]
+    PercentOutOfRange {
+        /// The offending field.
+        field: &'static str,
+        /// The configured value.
+        value: u32,
+    },
+    /// `rekey_after` is not below the data plane's hard key age limit, so keys would expire
+    /// before a rekey starts. Lower `rekey_after`.
+    #[error("rekey_after ({rekey_after:?}) must be below the hard key age limit ({limit:?})")]
+    RekeyTooLate {
+        /// The configured `rekey_after`.
+        rekey_after: Duration,
+        /// The hard limit.
+        limit: Duration,
+    },
+}
+
+impl Policy {
+    /// Checks the relations between fields. Call it once after loading a config;
+    /// `Session` and `Endpoint` constructors call it too.
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        let positive = [
+            ("handshake_timeout", self.handshake_timeout),
+            ("handshake_retry", self.handshake_retry),
+            ("keepalive_interval", self.keepalive_interval),
+            ("dead_after", self.dead_after),
+            ("recovery_window", self.recovery_window),
+            ("switch_budget_refill_per", self.switch_budget_refill_per),
+            ("probe_interval", self.probe_interval),
+            ("rekey_after", self.rekey_after),
+        ];
+        for (field, value) in positive {
+            if value.is_zero() {
+                return Err(PolicyError::Zero { field });
+            }
+        }
+        if self.switch_budget_burst == 0 {
+            return Err(PolicyError::Zero {
+                field: "switch_budget_burst",
+            });
+        }
+        if self.send_queue_packets == 0 {
+            return Err(PolicyError::Zero {
+                field: "send_queue_packets",
+            });
+        }
+        if self.dead_after <= self.keepalive_interval {
+            return Err(PolicyError::DeadBeforeKeepalive {
+                dead_after: self.dead_after,
+                keepalive: self.keepalive_interval,
+            });
+        }
+        if self.handshake_retry >= self.handshake_timeout {
+            return Err(PolicyError::RetryNotBeforeTimeout {
+                retry: self.handshake_retry,
+                timeout: self.handshake_timeout,
+            });
+        }
+        for (field, value) in [
+            ("hysteresis_percent", self.hysteresis_percent),
+            ("loss_volatile_percent", self.loss_volatile_percent),
+        ] {
+            if value > 100 {
+                return Err(PolicyError::PercentOutOfRange { field, value });
+            }
+        }
+        if self.rekey_after >= KEY_HARD_AGE {
+            return Err(PolicyError::RekeyTooLate {
+                rekey_after: self.rekey_after,
+                limit: KEY_HARD_AGE,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// `Duration` as integer milliseconds.
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_policy_is_valid() {
+        let policy = Policy::default();
+
+        assert_eq!(policy.validate(), Ok(()));
+    }
+
+    #[test]
+    fn zero_recovery_window_is_rejected() {
+        let policy = Policy {
+            recovery_window: Duration::ZERO,
+            ..Policy::default()
+        };
+
+        assert_eq!(
+            policy.validate(),
+            Err(PolicyError::Zero {
+                field: "recovery_window"
+            })
+        );
+    }
+
+    #[test]
+    fn dead_after_not_above_keepalive_is_rejected() {
+        let policy = Policy {
+            dead_after: Duration::from_secs(10),
+            ..Policy::default()
+        };
+
+        assert!(matches!(
+            policy.validate(),
+            Err(PolicyError::DeadBeforeKeepalive { .. })
+        ));
+    }
+
+    #[test]
+    fn retry_not_shorter_than_timeout_is_rejected() {
+        let policy = Policy {
+            handshake_retry: Duration::from_secs(90),
+            ..Policy::default()
+        };
+
+        assert!(matches!(
+            policy.validate(),
+            Err(PolicyError::RetryNotBeforeTimeout { .. })
+        ));
+    }
+
+    #[test]
+    fn percent_above_hundred_is_rejected() {
+        let policy = Policy {
+            hysteresis_percent: 101,
+            ..Policy::default()
+        };
+
+        assert!(matches!(
+            policy.validate(),
+            Err(PolicyError::PercentOutOfRange { .. })
+        ));
+    }
+
+    #[test]
+    fn policy_round_trips_through_json_with_millisecond_keys() {
+        let policy = Policy::default();
+
+        let json = serde_json::to_string(&policy).unwrap();
+        let back: Policy = serde_json::from_str(&json).unwrap();
+
+        assert!(json.contains("\"recovery_window_ms\":120000"));
+        assert_eq!(back, policy);
+    }
+
+    #[test]
+    fn missing_keys_take_the_default() {
+        let policy: Policy = serde_json::from_str(r#"{"dead_after_ms": 30000}"#).unwrap();
+
+        assert_eq!(policy.dead_after, Duration::from_secs(30));
+        assert_eq!(policy.recovery_window, Policy::default().recovery_window);
+    }
+}

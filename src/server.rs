@@ -1,0 +1,426 @@
+//! The server endpoint: many sessions over one or more listeners.
+//!
+//! One reader task per listener hands datagrams (in recycled buffers) to a single driver task,
+//! which owns the sans-IO [`Endpoint`]. The driver names each (listener, remote) pair with a
+//! [`PathId`]; pairs that never get past the endpoint's checks are forgotten at once, so spoofed
+//! sources cannot grow the table.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use jvpn_session::{
+    Endpoint, EndpointInbound, Event, PathId, PeerConfig, Policy, ServerConfig as CoreConfig,
+    SessionHandle,
+};
+use jvpn_transport::{Listener, Remote};
+use jvpn_wire::keys::{PublicKey, StaticSecret};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::clock;
+use crate::driver::{self, Command, InboundQueue, Status};
+use crate::error::{SendError, ServerError};
+
+/// How many (listener, remote) pairs the server remembers at most; beyond it, new remotes are
+/// dropped until sessions end. Every live session needs one.
+const MAX_PATHS: usize = 1 << 16;
+
+/// Buffers circulating between the reader tasks and the driver.
+const RECV_BUFFERS: usize = 256;
+
+/// What a server needs to serve its peers.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// The server's static secret key.
+    pub key: StaticSecret,
+    /// The clients allowed to connect.
+    pub peers: Vec<PeerConfig>,
+    /// Timers, windows and budgets.
+    pub policy: Policy,
+    /// Inner packets buffered towards the application before new ones are dropped (and counted).
+    pub inbound_queue: usize,
+}
+
+impl ServerOptions {
+    /// Options with the default policy and a 4096-packet inbound queue.
+    pub fn new(key: StaticSecret, peers: Vec<PeerConfig>) -> Self {
+        Self {
+            key,
+            peers,
+            policy: Policy::default(),
+            inbound_queue: 4096,
+        }
+    }
+}
+
+/// An inner packet from a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Incoming {
+    /// The session it arrived on.
+    pub session: SessionHandle,
+    /// The client's static public key.
+    pub peer: PublicKey,
+    /// The inner packet.
+    pub packet: Vec<u8>,
+}
+
+/// A running server. Dropping it stops the drivers without CLOSE; call [`Server::shutdown`] to
+/// end every session cleanly.
+#[derive(Debug)]
+pub struct Server {
+    commands: mpsc::Sender<Command>,
+    inbound: tokio::sync::Mutex<mpsc::Receiver<Incoming>>,
+    events: broadcast::Sender<(SessionHandle, Event)>,
+    local_addrs: Vec<SocketAddr>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Starts serving on `listeners`.
+    pub async fn start(
+        options: ServerOptions,
+        listeners: Vec<Box<dyn Listener>>,
+    ) -> Result<Server, ServerError> {
+        if listeners.is_empty() {
+            return Err(ServerError::NoListener);
+        }
+        options.policy.validate().map_err(ServerError::Policy)?;
+        let offered = listeners
+            .iter()
+            .map(|l| l.kind().to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        let config = CoreConfig {
+            local_key: options.key.clone(),
+            peers: options.peers.clone(),
+            policy: options.policy.clone(),
+            clock: clock::anchor(),
+            offered_transports: offered.into_bytes(),
+        };
+        let endpoint = Endpoint::new(config, driver::rng()).map_err(ServerError::Config)?;
+        let listeners: Vec<Arc<dyn Listener>> = listeners.into_iter().map(Arc::from).collect();
+        let local_addrs = listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect();
+
+        let (datagrams_tx, datagrams) = mpsc::channel(RECV_BUFFERS);
+        let (recycle, recycle_rx) = async_channel();
+        let mut tasks = Vec::new();
+        for (index, listener) in listeners.iter().enumerate() {
+            tasks.push(tokio::spawn(read_listener(
+                index,
+                Arc::clone(listener),
+                datagrams_tx.clone(),
+                recycle_rx.clone(),
+            )));
+        }
+        drop(datagrams_tx);
+
+        let (commands, command_rx) = mpsc::channel(1024);
+        let (inbound_tx, inbound_rx) = mpsc::channel(options.inbound_queue.max(1));
+        let (events, _) = broadcast::channel(4096);
+        let state = ServerDriver {
+            endpoint,
+            listeners,
+            datagrams,
+            recycle,
+            commands: command_rx,
+            inbound: InboundQueue::new(inbound_tx),
+            events: events.clone(),
+            paths: PathTable::default(),
+        };
+        tasks.push(tokio::spawn(state.run()));
+        Ok(Server {
+            commands,
+            inbound: tokio::sync::Mutex::new(inbound_rx),
+            events,
+            local_addrs,
+            tasks,
+        })
+    }
+
+    /// The addresses the listeners are bound to (useful with port 0).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local_addrs
+    }
+
+    /// The next inner packet from any client; `None` once the server has stopped.
+    pub async fn recv(&self) -> Option<Incoming> {
+        self.inbound.lock().await.recv().await
+    }
+
+    /// Queues one inner packet for the client of `session`.
+    pub async fn send(&self, session: SessionHandle, inner: &[u8]) -> Result<(), SendError> {
+        let (reply, result) = oneshot::channel();
+        self.commands
+            .send(Command::Send {
+                session: Some(session),
+                packet: inner.to_vec(),
+                reply,
+            })
+            .await
+            .map_err(|_| SendError::Stopped)?;
+        result.await.map_err(|_| SendError::Stopped)?
+    }
+
+    /// Session events from every session, as they happen.
+    pub fn events(&self) -> broadcast::Receiver<(SessionHandle, Event)> {
+        self.events.subscribe()
+    }
+
+    /// A snapshot of one session, or `None` if it no longer exists.
+    pub async fn status(&self, session: SessionHandle) -> Result<Option<Status>, ServerError> {
+        let (reply, status) = oneshot::channel();
+        self.commands
+            .send(Command::Status {
+                session: Some(session),
+                reply,
+            })
+            .await
+            .map_err(|_| ServerError::DriverStopped)?;
+        status.await.map_err(|_| ServerError::DriverStopped)
+    }
+
+    /// Sends CLOSE on every session, flushes, and stops.
+    pub async fn shutdown(mut self) {
+        let (reply, done) = oneshot::channel();
+        if self
+            .commands
+            .send(Command::Close {
+                session: None,
+                reply,
+            })
+            .await
+            .is_ok()
+        {
+            let _ = done.await;
+        }
+        for task in self.tasks.drain(..) {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        for task in self.tasks.drain(..) {
+            task.abort();
+        }
+    }
+}
+
+type Datagram = (usize, Remote, Vec<u8>, usize);
+
+fn async_channel() -> (mpsc::Sender<Vec<u8>>, Arc<tokio::sync::Mutex<mpsc::Receiver<Vec<u8>>>>) {
+    let (tx, rx) = mpsc::channel(RECV_BUFFERS);
+    (tx, Arc::new(tokio::sync::Mutex::new(rx)))
+}
+
+async fn read_listener(
+    index: usize,
+    listener: Arc<dyn Listener>,
+    out: mpsc::Sender<Datagram>,
+    recycle: Arc<tokio::sync::Mutex<mpsc::Receiver<Vec<u8>>>>,
+) {
+    loop {
+        let mut buf = match recycle.lock().await.try_recv() {
+            Ok(buf) => buf,
+            Err(_) => vec![0u8; driver::MAX_DATAGRAM],
+        };
+        match listener.recv_from(&mut buf).await {
+            Ok((len, remote)) => {
+                if out.send((index, remote, buf, len)).await.is_err() {
+                    return;
+                }
+            }
+            Err(error) => {
+                tracing::debug!(%error, listener = index, "listener receive error");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// Two-way map between (listener, remote) pairs and path ids.
+#[derive(Debug, Default)]
+struct PathTable {
+    by_target: HashMap<(usize, Remote), PathId>,
+    by_path: HashMap<PathId, (usize, Remote)>,
+    next: u32,
+}
+
+impl PathTable {
+    /// Returns the path id and whether it was created now.
+    fn get_or_insert(&mut self, target: (usize, Remote)) -> Option<(PathId, bool)> {
+        if let Some(path) = self.by_target.get(&target) {
+            return Some((*path, false));
+        }
+        if self.by_target.len() >= MAX_PATHS {
+            return None;
+        }
+        let path = PathId(self.next);
+        self.next = self.next.wrapping_add(1);
+        self.by_target.insert(target, path);
+        self.by_path.insert(path, target);
+        Some((path, true))
+    }
+
+    fn forget(&mut self, path: PathId) {
+        if let Some(target) = self.by_path.remove(&path) {
+            self.by_target.remove(&target);
+        }
+    }
+
+    fn target(&self, path: PathId) -> Option<(usize, Remote)> {
+        self.by_path.get(&path).copied()
+    }
+}
+
+struct ServerDriver {
+    endpoint: Endpoint,
+    listeners: Vec<Arc<dyn Listener>>,
+    datagrams: mpsc::Receiver<Datagram>,
+    recycle: mpsc::Sender<Vec<u8>>,
+    commands: mpsc::Receiver<Command>,
+    inbound: InboundQueue<Incoming>,
+    events: broadcast::Sender<(SessionHandle, Event)>,
+    paths: PathTable,
+}
+
+impl ServerDriver {
+    async fn run(mut self) {
+        let mut tx = Vec::with_capacity(driver::MAX_DATAGRAM);
+        let mut shutdown: Option<oneshot::Sender<()>> = None;
+        loop {
+            self.flush(&mut tx).await;
+            if shutdown.is_some() && self.endpoint.sessions().next().is_none() {
+                break;
+            }
+            let deadline = self.endpoint.poll_timeout();
+            tokio::select! {
+                datagram = self.datagrams.recv() => match datagram {
+                    Some((index, remote, mut buf, len)) => {
+                        self.on_datagram(index, remote, &mut buf[..len]);
+                        let _ = self.recycle.try_send(buf);
+                    }
+                    None => break,
+                },
+                command = self.commands.recv() => match command {
+                    Some(command) => self.on_command(command, &mut shutdown),
+                    None => self.close_all(),
+                },
+                () = driver::sleep_until(deadline) => {
+                    self.endpoint.handle_timeout(clock::now());
+                }
+            }
+        }
+        self.flush(&mut tx).await;
+        if let Some(done) = shutdown {
+            let _ = done.send(());
+        }
+    }
+
+    fn on_datagram(&mut self, index: usize, remote: Remote, buf: &mut [u8]) {
+        let Some((path, created)) = self.paths.get_or_insert((index, remote)) else {
+            tracing::debug!(?remote, "path table full; datagram dropped");
+            return;
+        };
+        match self.endpoint.handle_datagram(path, buf, clock::now()) {
+            EndpointInbound::Inner { session, range } => {
+                let peer = self.endpoint.session(session).map(|s| s.peer_static());
+                if let Some(Some(peer)) = peer {
+                    self.inbound.push_item(Incoming {
+                        session,
+                        peer,
+                        packet: buf[range].to_vec(),
+                    });
+                }
+            }
+            EndpointInbound::Dropped(_) if created => self.paths.forget(path),
+            _ => {}
+        }
+    }
+
+    fn on_command(&mut self, command: Command, shutdown: &mut Option<oneshot::Sender<()>>) {
+        let now = clock::now();
+        match command {
+            Command::Send {
+                session: Some(session),
+                packet,
+                reply,
+            } => {
+                let result = if self.endpoint.session(session).is_some() {
+                    self.endpoint
+                        .send(session, &packet, now)
+                        .map_err(SendError::from)
+                } else {
+                    Err(SendError::UnknownSession)
+                };
+                let _ = reply.send(result);
+            }
+            Command::Send { reply, .. } => {
+                let _ = reply.send(Err(SendError::UnknownSession));
+            }
+            Command::Status {
+                session: Some(session),
+                reply,
+            } => {
+                let status = self
+                    .endpoint
+                    .session(session)
+                    .map(|s| Status::of(s, self.inbound.dropped()));
+                let _ = reply.send(status);
+            }
+            Command::Status { reply, .. } => {
+                let _ = reply.send(None);
+            }
+            Command::Close {
+                session: Some(session),
+                reply,
+            } => {
+                self.endpoint.close(session, now);
+                let _ = reply.send(());
+            }
+            Command::Close {
+                session: None,
+                reply,
+            } => {
+                self.close_all();
+                *shutdown = Some(reply);
+            }
+        }
+    }
+
+    fn close_all(&mut self) {
+        let now = clock::now();
+        let handles: Vec<SessionHandle> = self.endpoint.sessions().map(|(h, _)| h).collect();
+        for handle in handles {
+            self.endpoint.close(handle, now);
+        }
+    }
+
+    async fn flush(&mut self, tx: &mut Vec<u8>) {
+        while let Some(transmit) = self.endpoint.poll_transmit(clock::now(), tx) {
+            let Some((index, remote)) = self.paths.target(transmit.path) else {
+                continue;
+            };
+            if let Some(listener) = self.listeners.get(index)
+                && let Err(error) = listener.send_to(&tx[..transmit.len], remote).await
+            {
+                tracing::debug!(%error, ?remote, "listener send error");
+            }
+        }
+        while let Some((handle, event)) = self.endpoint.poll_event() {
+            if let Event::Transition(record) = &event {
+                tracing::info!(
+                    session = ?handle, from = %record.from, to = %record.to,
+                    reason = ?record.reason, version = record.version, epoch = record.epoch,
+                    "session transition"
+                );
+            }
+            let _ = self.events.send((handle, event));
+        }
+    }
+}
