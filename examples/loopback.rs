@@ -114,12 +114,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let status = client.status().await?;
     println!(
         "client: {} packets out, {} in, {} dropped",
-        status.stats.packets_sent,
-        status.stats.packets_received,
-        status.stats.total_drops()
+        status.stats.packets_out,
+        status.stats.packets_in,
+        status.stats.drops.total()
     );
 
     let end = client.close().await?;
+    // The client's event stream ends with the driver; let it print the final transition first.
+    let _ = tokio::time::timeout(Duration::from_secs(1), client_log).await;
     println!(
         "client closed: {} ({})",
         end.state,
@@ -128,8 +130,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Give the server a moment to process CLOSE before stopping it.
     tokio::time::sleep(Duration::from_millis(100)).await;
     echo.abort();
-    client_log.abort();
-    let _ = client_log.await;
     server_log.abort();
     let _ = server_log.await;
     if echoed == count {

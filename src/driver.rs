@@ -84,6 +84,7 @@ pub struct StateView {
     /// Binding epoch; increases with every rebind.
     pub epoch: u64,
     /// Session id, once the handshake has assigned one.
+    #[serde(serialize_with = "serialize_session_id")]
     pub session_id: Option<SessionId>,
     /// Reason of the last transition.
     pub last_reason: Option<Reason>,
@@ -98,6 +99,16 @@ impl StateView {
             session_id: session.session_id(),
             last_reason: session.last_reason(),
         }
+    }
+}
+
+fn serialize_session_id<S: serde::Serializer>(
+    id: &Option<SessionId>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match id {
+        Some(id) => serializer.collect_str(id),
+        None => serializer.serialize_none(),
     }
 }
 

@@ -329,8 +329,8 @@ impl ServerDriver {
         };
         match self.endpoint.handle_datagram(path, buf, clock::now()) {
             EndpointInbound::Inner { session, range } => {
-                let peer = self.endpoint.session(session).map(|s| s.peer_static());
-                if let Some(Some(peer)) = peer {
+                let peer = self.endpoint.session(session).map(|s| *s.peer_static());
+                if let Some(peer) = peer {
                     self.inbound.push_item(Incoming {
                         session,
                         peer,

@@ -42,7 +42,10 @@ mod tests {
     use super::*;
 
     fn anchor(unix_nanos: u64) -> (ClockAnchor, Instant) {
-        #[expect(clippy::disallowed_methods, reason = "test needs one real instant as a base")]
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "test needs one real instant as a base"
+        )]
         let base = Instant::now() + Duration::from_secs(1_000);
         (
             ClockAnchor {

@@ -1,1 +1,54 @@
-//! placeholder
+//! The sans-IO jvpn session core.
+//!
+//! What it does:
+//! - the six session states and the transition table as data ([`TRANSITIONS`]), enforced by
+//!   [`StateMachine`] with a typed [`IllegalTransition`] error, a strictly increasing version
+//!   and a binding epoch that goes up with every rebind;
+//! - reason codes ([`Reason`]) and one [`AuditRecord`] (one JSON line) per transition;
+//! - the [`Policy`] with every tunable and its documented default;
+//! - one [`TimerTable`] per state machine;
+//! - the six formal properties of the design, checked after every transition
+//!   (`debug_assert!` in debug builds, a violation counter in release);
+//! - [`Session`] (one session, client or server role) and [`Endpoint`] (the server side, many
+//!   sessions) in the sans-IO grammar: `handle_datagram` / `send` / `handle_timeout` / `close`
+//!   in, `poll_transmit` / `poll_event` / `poll_timeout` out. See their docs for the call order.
+//!
+//! What it does not do: no sockets, no tokio, no clock reads (`now: Instant` is always an
+//! argument, wall time comes from a [`ClockAnchor`]), no OS randomness (an RNG is passed in).
+//! The runtime shell (crate `jvpn`) does all IO.
+
+mod audit;
+mod budget;
+mod clock;
+mod config;
+mod endpoint;
+mod invariants;
+mod machine;
+mod path;
+mod policy;
+mod reason;
+mod session;
+mod state;
+mod timer;
+
+#[cfg(test)]
+mod tests;
+
+pub use audit::AuditRecord;
+pub use budget::SwitchBudget;
+pub use clock::ClockAnchor;
+pub use config::{ClientConfig, ConfigError, ConnectError, PeerConfig, ServerConfig, SessionRng};
+pub use endpoint::{Endpoint, EndpointCounters, EndpointInbound, SessionHandle};
+pub use invariants::Violation;
+pub use machine::{Binding, IdentityChanged, IllegalTransition, StateMachine, TransitionCtx};
+pub use path::PathId;
+pub use policy::{Policy, PolicyError};
+pub use reason::Reason;
+pub use session::{
+    DropCounts, DropReason, Event, Inbound, Role, SendError, Session, SessionStats, Transmit,
+};
+pub use state::{
+    ANY_TO_TERMINATED, State, TRANSITIONS, event_state_matrix, is_allowed, is_rebind,
+    markdown_table, mermaid_diagram,
+};
+pub use timer::{TimerKind, TimerTable};

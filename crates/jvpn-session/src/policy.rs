@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// The data plane's hard per-key age limit (wire: `REJECT_AFTER`): no key is used longer.
-const KEY_HARD_AGE: Duration = Duration::from_secs(180);
+/// The data plane's hard per-key age limit: no key is used longer.
+const KEY_HARD_AGE: Duration = jvpn_wire::REJECT_AFTER;
 
 /// Session policy: timers, recovery bounds, switch budget and quality thresholds.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,9 +128,7 @@ pub enum PolicyError {
     },
     /// `handshake_retry` must be shorter than `handshake_timeout`, or no retry ever happens.
     /// Lower the retry or raise the timeout.
-    #[error(
-        "handshake_retry ({retry:?}) must be shorter than handshake_timeout ({timeout:?})"
-    )]
+    #[error("handshake_retry ({retry:?}) must be shorter than handshake_timeout ({timeout:?})")]
     RetryNotBeforeTimeout {
         /// The configured `handshake_retry`.
         retry: Duration,

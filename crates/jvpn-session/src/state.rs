@@ -256,7 +256,10 @@ mod tests {
     fn every_non_final_state_can_be_terminated_by_every_any_reason() {
         for &from in State::ALL.iter().filter(|s| !s.is_terminated()) {
             for &reason in ANY_TO_TERMINATED {
-                assert!(is_allowed(from, State::Terminated, reason), "{from} {reason}");
+                assert!(
+                    is_allowed(from, State::Terminated, reason),
+                    "{from} {reason}"
+                );
             }
         }
     }

@@ -35,10 +35,11 @@ mod network;
 mod node;
 mod seed;
 mod trace;
+pub mod workload;
 
 pub use network::{DEFAULT_STEP_LIMIT, Network, SimError, Step};
 pub use node::{LinkId, Node, NodeId};
-pub use seed::{SEED_ENV, Seed, SeedError, seed_count_from_env};
+pub use seed::{SEED_ENV, SEEDS_ENV, Seed, SeedError, seed_count_from_env, seeds_from_env};
 pub use trace::{CopyKind, DropCause, Stats, TraceHash};
 
 /// An arbitrary base instant to start virtual time from.

@@ -351,7 +351,14 @@ impl Network {
 
     fn transmit(&mut self, from: NodeId, link_id: LinkId, data: Vec<u8>) {
         let elapsed = self.elapsed();
-        self.trace.record(elapsed, Entry::Send { node: from, link: link_id }, &data);
+        self.trace.record(
+            elapsed,
+            Entry::Send {
+                node: from,
+                link: link_id,
+            },
+            &data,
+        );
         let Some(link) = self.links.get_mut(link_id.0 as usize) else {
             self.trace.record(elapsed, misrouted(link_id), &data);
             return;
@@ -384,8 +391,14 @@ impl Network {
                 };
                 let fate = stage.impairment.apply(&mut cx, &mut datagram);
                 for (kind, copy) in created.drain(..) {
-                    self.trace
-                        .record(elapsed, Entry::Copy { link: link_id, kind }, &copy.data);
+                    self.trace.record(
+                        elapsed,
+                        Entry::Copy {
+                            link: link_id,
+                            kind,
+                        },
+                        &copy.data,
+                    );
                     work.push((i + 1, copy));
                 }
                 if let Fate::Drop(cause) = fate {

@@ -5,8 +5,8 @@ use std::str::FromStr;
 
 use rand::TryRngCore;
 use rand::rngs::OsRng;
-use rand_chacha::{ChaCha8Rng, ChaCha20Rng};
 use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::{ChaCha8Rng, ChaCha20Rng};
 
 /// The environment variable that pins the seed of a single run (`JVPN_SIM_SEED=<n>`).
 pub const SEED_ENV: &str = "JVPN_SIM_SEED";
@@ -155,6 +155,28 @@ impl FromStr for Seed {
             None => s.parse().map(Self),
         }
     }
+}
+
+/// The environment variable asking a multi-seed test for `N` seeds (`JVPN_SIM_SEEDS=N`).
+pub const SEEDS_ENV: &str = "JVPN_SIM_SEEDS";
+
+/// The seeds a multi-seed test runs: `JVPN_SIM_SEED` (or a random seed) and the
+/// `JVPN_SIM_SEEDS - 1` seeds after it. Nothing is printed here: announce each seed
+/// ([`Seed::announce`]) as its run starts, so a failure names the one that failed.
+///
+/// # Panics
+///
+/// If `JVPN_SIM_SEED` is set to something that is not a seed (see [`Seed::from_env_or_random`]).
+#[must_use]
+pub fn seeds_from_env() -> Vec<Seed> {
+    let base = match std::env::var(SEED_ENV) {
+        Ok(value) => match value.trim().parse() {
+            Ok(seed) => seed,
+            Err(_) => panic!("jvpn-sim: {SEED_ENV}={value:?} is not a decimal or 0x-hex u64"),
+        },
+        Err(_) => Seed::random(),
+    };
+    (0..seed_count_from_env(SEEDS_ENV)).map(|i| base.nth(i)).collect()
 }
 
 /// How many seeds a multi-seed test should run: `JVPN_SIM_SEEDS=N` (default 1, at least 1).

@@ -77,7 +77,9 @@ pub enum UrlError {
         host: String,
     },
     /// An IPv6 address was written without brackets, so its colons clash with the port's.
-    #[error("IPv6 address `{host}` must be in brackets, like udp://[{host}]:51820")]
+    #[error(
+        "IPv6 address `{host}` must be in brackets: write [{host}]:port, e.g. udp://[::1]:51820"
+    )]
     UnbracketedIpv6 {
         /// The host as written (shortened if very long).
         host: String,
@@ -214,9 +216,9 @@ fn split_authority(input: &str, authority: &str) -> Result<(String, Option<u16>)
         (v6, port)
     } else {
         match authority.split_once(':') {
-            Some((host, port)) if port.contains(':') => {
+            Some((_, port)) if port.contains(':') => {
                 return Err(UrlError::UnbracketedIpv6 {
-                    host: shorten(&format!("{host}:{port}")),
+                    host: shorten(guess_ipv6(authority)),
                 });
             }
             Some((host, port)) => (host, Some(port)),
@@ -237,6 +239,17 @@ fn split_authority(input: &str, authority: &str) -> Result<(String, Option<u16>)
     }
     let port = port.map(|p| parse_port(input, p)).transpose()?;
     Ok((host.to_owned(), port))
+}
+
+/// The IPv6 address someone most likely meant in an unbracketed `addr` or `addr:port`.
+fn guess_ipv6(authority: &str) -> &str {
+    if authority.parse::<Ipv6Addr>().is_ok() {
+        return authority;
+    }
+    match authority.rsplit_once(':') {
+        Some((addr, _)) if addr.parse::<Ipv6Addr>().is_ok() => addr,
+        _ => authority,
+    }
 }
 
 fn valid_host_name(host: &str) -> bool {

@@ -81,6 +81,10 @@ pub enum HandshakeError {
     /// No Diffie-Hellman was spent on it.
     #[error("MAC1 check failed")]
     Mac1Invalid,
+    /// MAC2 is not all zeros. Protocol version 1 has no cookie mechanism yet, so a sender never
+    /// sets MAC2; the frame was modified. No Diffie-Hellman was spent on it.
+    #[error("MAC2 is not zero")]
+    Mac2Invalid,
     /// The response names a receiver index other than the one our initiation carried: it answers
     /// another handshake. Keep waiting for the right one (see [`crate::InitiatorHandshake::check_resp`]).
     #[error("response is addressed to another handshake")]

@@ -9,7 +9,7 @@ use core::str::FromStr;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use curve25519_dalek::montgomery::MontgomeryPoint;
-use rand_core::{CryptoRng, RngCore};
+use rand_core::CryptoRng;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::error::KeyError;
@@ -37,7 +37,7 @@ pub struct StaticSecret([u8; KEY_LEN]);
 
 impl StaticSecret {
     /// Generates a new key from `rng`, clamped as X25519 requires.
-    pub fn generate(rng: &mut (impl RngCore + CryptoRng)) -> Self {
+    pub fn generate(rng: &mut impl CryptoRng) -> Self {
         let mut bytes = [0u8; KEY_LEN];
         rng.fill_bytes(&mut bytes);
         bytes[0] &= 248;
@@ -148,7 +148,7 @@ impl Psk {
     }
 
     /// Generates a random PSK.
-    pub fn generate(rng: &mut (impl RngCore + CryptoRng)) -> Self {
+    pub fn generate(rng: &mut impl CryptoRng) -> Self {
         let mut psk = Self::zero();
         rng.fill_bytes(&mut psk.0);
         psk
@@ -177,7 +177,7 @@ pub struct SessionId(pub [u8; 16]);
 
 impl SessionId {
     /// Draws a random session id from `rng`.
-    pub fn random(rng: &mut (impl RngCore + CryptoRng)) -> Self {
+    pub fn random(rng: &mut impl CryptoRng) -> Self {
         let mut id = [0u8; 16];
         rng.fill_bytes(&mut id);
         Self(id)
@@ -258,7 +258,10 @@ mod tests {
 
     #[test]
     fn keys_of_the_wrong_length_or_alphabet_are_rejected() {
-        assert_eq!(PublicKey::from_base64("AAAA"), Err(KeyError::WrongLength { got: 3 }));
+        assert_eq!(
+            PublicKey::from_base64("AAAA"),
+            Err(KeyError::WrongLength { got: 3 })
+        );
         assert_eq!(
             PublicKey::from_base64("not base64 at all!!"),
             Err(KeyError::InvalidBase64)

@@ -102,8 +102,10 @@ fn each_mistake_gets_its_own_error_with_the_expected_form() {
 fn errors_show_the_expected_form() {
     let err = TransportUrl::parse("tcp://h:1").unwrap_err();
     assert!(err.to_string().contains("udp://host:port"), "{err}");
-    let err = TransportUrl::parse("udp://::1:5").unwrap_err();
-    assert!(err.to_string().contains("[::1]"), "{err}");
+    let err = TransportUrl::parse("udp://2001:db8::1").unwrap_err();
+    assert!(err.to_string().contains("[2001:db8::1]:port"), "{err}");
+    let err = TransportUrl::parse("udp://fe80::1%eth0:5").unwrap_err();
+    assert!(matches!(err, UrlError::UnbracketedIpv6 { .. }), "{err}");
 }
 
 #[test]

@@ -1,0 +1,429 @@
+//! The server side: answers handshakes, demultiplexes datagrams by receiver index, owns
+//! many sessions.
+
+mod handshake;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::ops::{Bound, Range};
+use std::time::Instant;
+
+use jvpn_wire::frame::DataPacket;
+use jvpn_wire::{MessageType, Psk, PublicKey, Responder, SessionId, peek_type};
+
+use crate::session::keys::KeyLimits;
+use crate::{
+    ClockAnchor, ConfigError, DropCounts, DropReason, Event, Inbound, PathId, Policy, Reason,
+    SendError, ServerConfig, Session, SessionRng, Transmit,
+};
+
+/// Names one session inside an [`Endpoint`]. Handles are never reused.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SessionHandle(pub u64);
+
+impl fmt::Display for SessionHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "session#{}", self.0)
+    }
+}
+
+/// What `Endpoint::handle_datagram` made of one datagram.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EndpointInbound {
+    /// An inner packet of `session`, decrypted in place: it is `buf[range]`.
+    Inner {
+        /// The session it belongs to.
+        session: SessionHandle,
+        /// Where the inner packet is in the buffer.
+        range: Range<usize>,
+    },
+    /// A handshake or control message, handled.
+    Consumed,
+    /// Dropped silently and counted under this reason (in the endpoint's counters when no
+    /// session owned it, otherwise in that session's stats).
+    Dropped(DropReason),
+}
+
+/// What the endpoint has counted outside any session.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EndpointCounters {
+    /// Initiations dropped because MAC1 did not match (no DH spent).
+    pub mac1_rejected: u64,
+    /// Initiations that passed MAC1 and entered Noise (each cost a Diffie-Hellman).
+    pub dh_started: u64,
+    /// Initiations that failed inside Noise.
+    pub noise_failed: u64,
+    /// Authenticated initiations from a static key that is not a configured peer.
+    pub unknown_peer: u64,
+    /// Initiations whose timestamp was not newer than the peer's last accepted one.
+    pub handshake_replays: u64,
+    /// Sessions created by a first handshake.
+    pub sessions_created: u64,
+    /// Sessions ended because their client started a new one.
+    pub sessions_superseded: u64,
+    /// Resumes answered with new keys on the same binding.
+    pub rekeys: u64,
+    /// Resumes answered with a new binding (epoch + 1).
+    pub rebinds: u64,
+    /// Resumes refused (switch budget exhausted).
+    pub resumes_refused: u64,
+    /// Datagrams dropped before reaching a session, by reason.
+    pub drops: DropCounts,
+}
+
+#[derive(Debug)]
+struct PeerState {
+    psk: Psk,
+    /// The newest accepted initiation timestamp (the replay guard).
+    last_init_nanos: Option<u64>,
+    /// The peer's live session, if any.
+    session: Option<SessionHandle>,
+}
+
+/// Bookkeeping that follows the sessions: who owns which receiver index, who may have output.
+#[derive(Debug, Default)]
+struct Registry {
+    index: BTreeMap<u32, SessionHandle>,
+    tx_ready: BTreeSet<SessionHandle>,
+    ev_ready: BTreeSet<SessionHandle>,
+    terminated: BTreeSet<SessionHandle>,
+    tx_cursor: Option<SessionHandle>,
+}
+
+impl Registry {
+    /// Refreshes the bookkeeping after any call into `session`.
+    fn touched(&mut self, handle: SessionHandle, session: &mut Session) {
+        for index in session.take_retired_indices() {
+            if self.index.get(&index) == Some(&handle) {
+                self.index.remove(&index);
+            }
+        }
+        self.tx_ready.insert(handle);
+        self.ev_ready.insert(handle);
+        if session.state().is_terminated() {
+            self.terminated.insert(handle);
+        }
+    }
+}
+
+/// The server side of jvpn, sans-IO: answers HANDSHAKE_INITs, owns the sessions they create
+/// and demultiplexes DATA / CONTROL datagrams to them by receiver index.
+///
+/// # Call order
+///
+/// Same grammar as [`Session`]: after [`handle_datagram`](Self::handle_datagram),
+/// [`send`](Self::send), [`close`](Self::close) or [`handle_timeout`](Self::handle_timeout),
+/// drain [`poll_transmit`](Self::poll_transmit) until `None`, then
+/// [`poll_event`](Self::poll_event) until `None`, then arm one sleep to
+/// [`poll_timeout`](Self::poll_timeout). TERMINATED sessions are removed once their events
+/// (and final datagrams) are drained.
+///
+/// # Handshake rules
+///
+/// An initiation is checked in this order, each failure a silent, counted drop: frame shape,
+/// MAC1 (no Diffie-Hellman before it), Noise, known peer static key, payload, timestamp
+/// strictly newer than the peer's last accepted one (so a replayed first message creates no
+/// session). Then `resume: None` creates a new session (the peer's older session ends with
+/// `Superseded`); `resume: Some(id)` naming the peer's live session rekeys it (same path,
+/// still bound) or rebinds it (epoch + 1, `ReattachAccepted`); any other id is treated as a
+/// new session, whose different id tells the client the old one is lost.
+///
+/// Determinism: sessions are kept in `BTreeMap`s and visited in handle order.
+/// `poll_timeout` is a scan over the sessions (fine at the foundation's scale).
+pub struct Endpoint {
+    responder: Responder,
+    prologue: Vec<u8>,
+    policy: Policy,
+    clock: ClockAnchor,
+    rng: Box<dyn SessionRng>,
+    peers: BTreeMap<PublicKey, PeerState>,
+    sessions: BTreeMap<SessionHandle, Session>,
+    registry: Registry,
+    next_handle: u64,
+    counters: EndpointCounters,
+    limits: KeyLimits,
+    /// Violations of sessions already removed.
+    reaped_violations: u64,
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("public_key", &self.responder.public_key())
+            .field("peers", &self.peers.len())
+            .field("sessions", &self.sessions.len())
+            .field("counters", &self.counters)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Endpoint {
+    /// A server endpoint for `cfg`. Checks the policy and the peer list.
+    pub fn new(cfg: ServerConfig, rng: Box<dyn SessionRng>) -> Result<Self, ConfigError> {
+        cfg.policy.validate()?;
+        let responder = Responder::new(cfg.local_key);
+        let own = responder.public_key();
+        let mut peers = BTreeMap::new();
+        for peer in cfg.peers {
+            if peer.public_key == own {
+                return Err(ConfigError::PeerIsSelf(own));
+            }
+            let state = PeerState {
+                psk: peer.psk,
+                last_init_nanos: None,
+                session: None,
+            };
+            if peers.insert(peer.public_key, state).is_some() {
+                return Err(ConfigError::DuplicatePeer(peer.public_key));
+            }
+        }
+        Ok(Endpoint {
+            responder,
+            prologue: jvpn_wire::prologue(&cfg.offered_transports),
+            policy: cfg.policy,
+            clock: cfg.clock,
+            rng,
+            peers,
+            sessions: BTreeMap::new(),
+            registry: Registry::default(),
+            next_handle: 1,
+            counters: EndpointCounters::default(),
+            limits: KeyLimits::default(),
+            reaped_violations: 0,
+        })
+    }
+
+    /// The server's static public key (what clients configure).
+    pub fn public_key(&self) -> PublicKey {
+        self.responder.public_key()
+    }
+
+    /// Processes one received datagram, decrypting it in place.
+    pub fn handle_datagram(
+        &mut self,
+        path: PathId,
+        buf: &mut [u8],
+        now: Instant,
+    ) -> EndpointInbound {
+        let result = match peek_type(buf) {
+            Err(_) => EndpointInbound::Dropped(DropReason::Malformed),
+            Ok(MessageType::HandshakeInit) => self.handle_init(path, buf, now),
+            Ok(MessageType::Data | MessageType::Control) => self.handle_sealed(path, buf, now),
+            Ok(_) => EndpointInbound::Dropped(DropReason::UnexpectedHandshake),
+        };
+        self.sync_responder_counters();
+        result
+    }
+
+    fn handle_sealed(&mut self, path: PathId, buf: &mut [u8], now: Instant) -> EndpointInbound {
+        let Ok(packet) = DataPacket::new_checked(&*buf) else {
+            return self.drop_here(DropReason::Malformed);
+        };
+        let index = packet.receiver_index();
+        let Some(&handle) = self.registry.index.get(&index) else {
+            return self.drop_here(DropReason::UnknownReceiver);
+        };
+        let Some(session) = self.sessions.get_mut(&handle) else {
+            return self.drop_here(DropReason::UnknownReceiver);
+        };
+        let inbound = session.handle_datagram(path, buf, now);
+        self.registry.touched(handle, session);
+        match inbound {
+            Inbound::Inner(range) => EndpointInbound::Inner {
+                session: handle,
+                range,
+            },
+            Inbound::Dropped(reason) => EndpointInbound::Dropped(reason),
+            _ => EndpointInbound::Consumed,
+        }
+    }
+
+    fn drop_here(&mut self, reason: DropReason) -> EndpointInbound {
+        self.counters.drops.count(reason);
+        EndpointInbound::Dropped(reason)
+    }
+
+    fn sync_responder_counters(&mut self) {
+        let r = self.responder.counters();
+        self.counters.mac1_rejected = r.mac1_rejected;
+        self.counters.dh_started = r.dh_started;
+        self.counters.noise_failed = r.noise_failed;
+    }
+
+    /// Queues one inner packet for `session` (see [`Session::send`]).
+    pub fn send(
+        &mut self,
+        session: SessionHandle,
+        inner: &[u8],
+        now: Instant,
+    ) -> Result<(), SendError> {
+        let s = self
+            .sessions
+            .get_mut(&session)
+            .ok_or(SendError::UnknownSession)?;
+        let result = s.send(inner, now);
+        self.registry.tx_ready.insert(session);
+        result
+    }
+
+    /// Closes `session` (CONTROL Close, then TERMINATED `Closed`). Returns whether the endpoint
+    /// had that session.
+    pub fn close(&mut self, session: SessionHandle, now: Instant) -> bool {
+        let Some(s) = self.sessions.get_mut(&session) else {
+            return false;
+        };
+        s.close(now);
+        self.registry.touched(session, s);
+        true
+    }
+
+    /// Closes every session.
+    pub fn close_all(&mut self, now: Instant) {
+        for (&handle, session) in &mut self.sessions {
+            session.close(now);
+            self.registry.touched(handle, session);
+        }
+    }
+
+    /// Writes the next datagram to send into `buf`. Sessions take turns (round robin in
+    /// handle order), so one busy session cannot starve the others.
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
+        loop {
+            let after = self.registry.tx_cursor;
+            let next = match after {
+                Some(cursor) => self
+                    .registry
+                    .tx_ready
+                    .range((Bound::Excluded(cursor), Bound::Unbounded))
+                    .next()
+                    .or_else(|| self.registry.tx_ready.iter().next()),
+                None => self.registry.tx_ready.iter().next(),
+            };
+            let handle = *next?;
+            let transmit = self
+                .sessions
+                .get_mut(&handle)
+                .and_then(|s| s.poll_transmit(now, buf));
+            match transmit {
+                Some(transmit) => {
+                    self.registry.tx_cursor = Some(handle);
+                    return Some(transmit);
+                }
+                None => {
+                    self.registry.tx_ready.remove(&handle);
+                }
+            }
+        }
+    }
+
+    /// The next event of any session. Drained sessions that are TERMINATED are removed here.
+    pub fn poll_event(&mut self) -> Option<(SessionHandle, Event)> {
+        while let Some(&handle) = self.registry.ev_ready.iter().next() {
+            if let Some(event) = self.sessions.get_mut(&handle).and_then(Session::poll_event) {
+                return Some((handle, event));
+            }
+            self.registry.ev_ready.remove(&handle);
+        }
+        self.reap();
+        None
+    }
+
+    /// Removes TERMINATED sessions with nothing left to drain.
+    fn reap(&mut self) {
+        let done: Vec<SessionHandle> = self
+            .registry
+            .terminated
+            .iter()
+            .copied()
+            .filter(|h| self.sessions.get(h).is_none_or(|s| !s.has_pending_output()))
+            .collect();
+        for handle in done {
+            if let Some(session) = self.sessions.remove(&handle) {
+                self.reaped_violations =
+                    self.reaped_violations.saturating_add(session.violations());
+            }
+            self.registry.index.retain(|_, h| *h != handle);
+            self.registry.tx_ready.remove(&handle);
+            self.registry.ev_ready.remove(&handle);
+            self.registry.terminated.remove(&handle);
+            for peer in self.peers.values_mut() {
+                if peer.session == Some(handle) {
+                    peer.session = None;
+                }
+            }
+        }
+    }
+
+    /// The earliest deadline of any session.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.sessions
+            .values()
+            .filter_map(Session::poll_timeout)
+            .min()
+    }
+
+    /// Runs every session's timers that are due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for (&handle, session) in &mut self.sessions {
+            if session.poll_timeout().is_some_and(|at| at <= now) {
+                session.handle_timeout(now);
+                self.registry.touched(handle, session);
+            }
+        }
+    }
+
+    /// One session, if the endpoint has it.
+    pub fn session(&self, handle: SessionHandle) -> Option<&Session> {
+        self.sessions.get(&handle)
+    }
+
+    /// Every session, in handle order.
+    pub fn sessions(&self) -> impl Iterator<Item = (SessionHandle, &Session)> + '_ {
+        self.sessions.iter().map(|(&h, s)| (h, s))
+    }
+
+    /// The number of sessions (including TERMINATED ones not yet drained).
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// The handle of the session with this id, if the endpoint has it.
+    pub fn find(&self, session_id: SessionId) -> Option<SessionHandle> {
+        self.sessions
+            .iter()
+            .find(|(_, s)| s.session_id() == Some(session_id))
+            .map(|(&h, _)| h)
+    }
+
+    /// What the endpoint has counted outside its sessions.
+    pub fn counters(&self) -> &EndpointCounters {
+        &self.counters
+    }
+
+    /// Invariant violations over every session this endpoint ever had (0 unless there is a
+    /// bug).
+    pub fn violations(&self) -> u64 {
+        self.sessions
+            .values()
+            .fold(self.reaped_violations, |acc, s| {
+                acc.saturating_add(s.violations())
+            })
+    }
+
+    #[cfg(test)]
+    pub(crate) fn set_key_limits(&mut self, limits: KeyLimits) {
+        self.limits = limits;
+        for session in self.sessions.values_mut() {
+            session.set_key_limits(limits);
+        }
+    }
+
+    fn terminate_session(&mut self, handle: SessionHandle, reason: Reason, now: Instant) {
+        if let Some(session) = self.sessions.get_mut(&handle) {
+            session.terminate(reason, now);
+            self.registry.touched(handle, session);
+        }
+    }
+}

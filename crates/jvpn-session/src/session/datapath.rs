@@ -1,0 +1,217 @@
+//! DATA and CONTROL frames: opening what arrives, sealing what leaves. The per-packet path:
+//! no allocation once buffers are warm, no formatting.
+
+use std::time::Instant;
+
+use jvpn_wire::control::MAX_CONTROL_LEN;
+use jvpn_wire::frame::{DATA_HEADER_LEN, DATA_TAG_LEN, DataPacket};
+use jvpn_wire::{ControlMessage, MessageType, OpenError};
+
+use super::keys::Slot;
+use super::{DropReason, Event, Inbound, RoleState, Session, Transmit};
+use crate::{PathId, Reason, TimerKind};
+
+/// The Close reason code for an orderly close. Codes belong to this layer; receivers treat
+/// every code as "the peer closed".
+const CLOSE_NORMAL: u8 = 0;
+
+impl Session {
+    /// DATA / CONTROL. Order: parse, key by receiver index, binding and path (before any
+    /// decryption: no implicit roaming), key age, then open (replay check before the AEAD,
+    /// commit after).
+    pub(super) fn handle_sealed(&mut self, path: PathId, buf: &mut [u8], now: Instant) -> Inbound {
+        if self.sm.state().is_terminated() {
+            return Inbound::Dropped(DropReason::Terminated);
+        }
+        let Ok(packet) = DataPacket::new_checked(&*buf) else {
+            return Inbound::Dropped(DropReason::Malformed);
+        };
+        let index = packet.receiver_index();
+        let Some(slot) = self.keys.slot_for(index) else {
+            return Inbound::Dropped(DropReason::UnknownReceiver);
+        };
+        let Some(binding) = self.sm.binding() else {
+            return Inbound::Dropped(DropReason::NotAttached);
+        };
+        if binding.path != Some(path) {
+            return Inbound::Dropped(DropReason::WrongPath);
+        }
+        let reject_after = self.limits.reject_after;
+        let Some((recv, created)) = self.keys.recv_mut(slot) else {
+            return Inbound::Dropped(DropReason::UnknownReceiver);
+        };
+        if created.is_some_and(|c| now >= c + reject_after) {
+            return Inbound::Dropped(DropReason::KeyExpired);
+        }
+        let (ty, range) = match recv.open(buf) {
+            Ok(opened) => opened,
+            Err(err) => return Inbound::Dropped(open_drop(err)),
+        };
+        self.timers
+            .set(TimerKind::DeadPeer, now + self.policy.dead_after);
+        if slot == Slot::Next {
+            self.confirm_next_keys(now);
+        }
+        match ty {
+            MessageType::Control => self.handle_control(&buf[range], now),
+            _ => {
+                self.stats.packets_in = self.stats.packets_in.saturating_add(1);
+                self.stats.bytes_in = self.stats.bytes_in.saturating_add(range.len() as u64);
+                Inbound::Inner(range)
+            }
+        }
+    }
+
+    /// Server: the client used the staged keys, so it has them: they become current.
+    fn confirm_next_keys(&mut self, now: Instant) {
+        self.keys.promote_next(now + self.policy.rekey_grace);
+        if let RoleState::Server(server) = &mut self.role {
+            server.rekey_requested = false;
+        }
+        self.arm_key_timers(now);
+        self.stats.handshakes = self.stats.handshakes.saturating_add(1);
+        self.stats.last_handshake_at = Some(now);
+        if let Some(session_id) = self.session_id {
+            self.events.push_back(Event::Rekeyed {
+                session_id,
+                epoch: self.sm.epoch(),
+            });
+        }
+    }
+
+    fn handle_control(&mut self, plaintext: &[u8], now: Instant) -> Inbound {
+        let Ok(msg) = ControlMessage::parse(plaintext) else {
+            return Inbound::Dropped(DropReason::BadControl);
+        };
+        match msg {
+            ControlMessage::Keepalive | ControlMessage::ProbeAck { .. } => {}
+            ControlMessage::Close { .. } => self.terminate(Reason::PeerClosed, now),
+            ControlMessage::RekeyRequest => self.start_rekey(now),
+            ControlMessage::Probe { seq, sent_micros } => {
+                self.control_out.push_back(ControlMessage::ProbeAck {
+                    seq,
+                    echo_micros: sent_micros,
+                });
+            }
+            _ => return Inbound::Dropped(DropReason::BadControl),
+        }
+        Inbound::Consumed
+    }
+
+    pub(super) fn next_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
+        if let Some((path, frame)) = self.handshake_out.take() {
+            buf.clear();
+            buf.extend_from_slice(&frame);
+            return Some(Transmit {
+                path,
+                len: frame.len(),
+            });
+        }
+        if let Some(path) = self.close_pending.take() {
+            let msg = ControlMessage::Close {
+                reason: CLOSE_NORMAL,
+            };
+            let sent = self
+                .seal_control(msg, now, buf)
+                .map(|len| Transmit { path, len });
+            self.keys.drop_all();
+            return sent;
+        }
+        if self.sm.state().is_terminated() {
+            return None;
+        }
+        while let Some(msg) = self.control_out.pop_front() {
+            // Control messages that cannot go out now (no binding, key at its limit) are
+            // stale by the time they could: drop them.
+            let Some(path) = self.sendable_path(now) else {
+                continue;
+            };
+            if let Some(len) = self.seal_control(msg, now, buf) {
+                if msg == ControlMessage::Keepalive {
+                    self.stats.keepalives_sent = self.stats.keepalives_sent.saturating_add(1);
+                }
+                return Some(Transmit { path, len });
+            }
+        }
+        let inner_len = self.data_out.front()?.len();
+        let path = self.sendable_path(now)?;
+        let frame_len = DATA_HEADER_LEN + inner_len + DATA_TAG_LEN;
+        buf.clear();
+        buf.resize(frame_len, 0);
+        if let Some(inner) = self.data_out.front() {
+            buf[DATA_HEADER_LEN..DATA_HEADER_LEN + inner_len].copy_from_slice(inner);
+        }
+        let len = self.seal(MessageType::Data, buf, inner_len, now)?;
+        self.data_out.pop_recycle();
+        self.stats.packets_out = self.stats.packets_out.saturating_add(1);
+        self.stats.bytes_out = self.stats.bytes_out.saturating_add(inner_len as u64);
+        Some(Transmit { path, len })
+    }
+
+    /// The bound path, if the current send key may seal one more frame now.
+    fn sendable_path(&mut self, now: Instant) -> Option<PathId> {
+        let path = self.sm.binding()?.path?;
+        let limits = self.limits;
+        let key = self.keys.current.as_ref()?;
+        let too_old = now >= key.created + limits.reject_after;
+        let exhausted = key.send.packets_sent() >= limits.reject_after_messages;
+        if too_old || exhausted {
+            // Never send on a key past its limits: wait for the rekey (queued packets stay).
+            self.start_rekey(now);
+            return None;
+        }
+        Some(path)
+    }
+
+    /// Seals one control message into `buf`; returns the frame length.
+    fn seal_control(
+        &mut self,
+        msg: ControlMessage,
+        now: Instant,
+        buf: &mut Vec<u8>,
+    ) -> Option<usize> {
+        buf.clear();
+        buf.resize(DATA_HEADER_LEN + MAX_CONTROL_LEN + DATA_TAG_LEN, 0);
+        let len = msg.emit(&mut buf[DATA_HEADER_LEN..]).ok()?;
+        self.seal(MessageType::Control, buf, len, now)
+    }
+
+    /// Seals `buf[DATA_HEADER_LEN..][..plaintext_len]` in place with the current send key.
+    fn seal(
+        &mut self,
+        ty: MessageType,
+        buf: &mut Vec<u8>,
+        plaintext_len: usize,
+        now: Instant,
+    ) -> Option<usize> {
+        let key = self.keys.current.as_mut()?;
+        let len = key.send.seal(ty, buf, plaintext_len).ok()?;
+        buf.truncate(len);
+        let sent = key.send.packets_sent();
+        if !self.sm.state().is_terminated() {
+            self.timers
+                .set(TimerKind::Keepalive, now + self.policy.keepalive_interval);
+        }
+        if sent >= self.limits.rekey_after_messages {
+            if let RoleState::Server(server) = &mut self.role {
+                if !server.rekey_requested {
+                    server.rekey_requested = true;
+                    self.control_out.push_back(ControlMessage::RekeyRequest);
+                }
+            } else {
+                self.start_rekey(now);
+            }
+        }
+        Some(len)
+    }
+}
+
+fn open_drop(err: OpenError) -> DropReason {
+    match err {
+        OpenError::Replayed => DropReason::Replayed,
+        OpenError::CounterLimit => DropReason::CounterLimit,
+        OpenError::AuthenticationFailed => DropReason::AuthenticationFailed,
+        OpenError::WrongReceiver => DropReason::UnknownReceiver,
+        _ => DropReason::Malformed,
+    }
+}

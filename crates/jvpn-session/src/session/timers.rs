@@ -1,0 +1,91 @@
+//! What each timer does when it fires.
+
+use std::time::Instant;
+
+use jvpn_wire::ControlMessage;
+
+use super::{RoleState, Session};
+use crate::{Reason, State, TimerKind};
+
+impl Session {
+    pub(super) fn run_timers(&mut self, now: Instant) {
+        for kind in self.timers.expired(now) {
+            if self.sm.state().is_terminated() {
+                break;
+            }
+            // Fired timers are one-shot; handlers re-arm what must repeat.
+            self.timers.stop(kind);
+            self.on_timer(kind, now);
+        }
+    }
+
+    fn on_timer(&mut self, kind: TimerKind, now: Instant) {
+        let state = self.sm.state();
+        match kind {
+            TimerKind::HandshakeTimeout => {
+                if state == State::Birth {
+                    self.terminate(Reason::HandshakeTimeout, now);
+                }
+            }
+            TimerKind::RecoveryDeadline => {
+                if state == State::Recovering {
+                    self.terminate(Reason::RecoveryWindowExceeded, now);
+                }
+            }
+            TimerKind::DeadPeer => {
+                if state.is_bound() {
+                    self.enter_recovering(Reason::TransportDead, now);
+                }
+            }
+            TimerKind::KeyExpiry => self.on_key_expiry(now),
+            TimerKind::HandshakeRetry => {
+                // A failure re-arms the retry inside; nothing else to do.
+                let _ = self.start_handshake(now);
+            }
+            TimerKind::Rekey => self.start_rekey(now),
+            TimerKind::PreviousKeyExpiry => self.keys.drop_previous(),
+            TimerKind::Keepalive => {
+                if state.is_bound() {
+                    self.control_out.push_back(ControlMessage::Keepalive);
+                    self.timers
+                        .set(TimerKind::Keepalive, now + self.policy.keepalive_interval);
+                }
+            }
+        }
+    }
+
+    /// Bound → RECOVERING: the binding is released, the recovery deadline armed; a client
+    /// starts resuming at once.
+    pub(super) fn enter_recovering(&mut self, reason: Reason, now: Instant) {
+        if !self.transition(State::Recovering, reason, now) {
+            return;
+        }
+        self.timers.stop(TimerKind::Keepalive);
+        self.timers.stop(TimerKind::Rekey);
+        self.timers.stop(TimerKind::DeadPeer);
+        self.control_out.clear();
+        match self.sm.recovery_deadline() {
+            Some(deadline) => self.timers.set(TimerKind::RecoveryDeadline, deadline),
+            None => self.terminate(Reason::RecoveryWindowExceeded, now),
+        }
+        if matches!(self.role, RoleState::Client(_)) {
+            // A failure leaves the retry armed.
+            let _ = self.start_handshake(now);
+        }
+    }
+
+    /// The current key reached its hard age: it is never used again.
+    fn on_key_expiry(&mut self, now: Instant) {
+        self.keys.drop_all();
+        self.timers.stop(TimerKind::PreviousKeyExpiry);
+        let bound = self.sm.state().is_bound();
+        match self.role {
+            // A client can always rekey; dead-peer detection covers a server that no longer
+            // answers.
+            RoleState::Client(_) if bound => self.start_rekey(now),
+            // A server cannot start a handshake: a bound session without keys is useless.
+            RoleState::Server(_) if bound => self.terminate(Reason::KeyExhausted, now),
+            _ => {}
+        }
+    }
+}
