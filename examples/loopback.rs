@@ -5,7 +5,10 @@
 //! cargo run --release --example loopback [-- --count 1000]
 //! ```
 
-#![allow(clippy::print_stdout, reason = "an example talks to its user on stdout")]
+#![allow(
+    clippy::print_stdout,
+    reason = "an example talks to its user on stdout"
+)]
 
 use std::time::Duration;
 
@@ -85,13 +88,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Echo server: every inner packet goes back to its sender.
     let echo = tokio::spawn(async move {
         while let Some(incoming) = server.recv().await {
-            if server.send(incoming.session, &incoming.packet).await.is_err() {
+            if server
+                .send(incoming.session, &incoming.packet)
+                .await
+                .is_err()
+            {
                 break;
             }
         }
         server
     });
 
+    #[expect(clippy::disallowed_methods, reason = "the example times its own run")]
     let started = std::time::Instant::now();
     let mut echoed = 0usize;
     for i in 0..count {

@@ -67,15 +67,13 @@ impl Client {
         transport: Arc<dyn Transport>,
     ) -> Result<Client, ClientError> {
         options.policy.validate().map_err(ClientError::Policy)?;
-        let link: Arc<dyn Link> = Arc::from(
-            transport
-                .connect(&options.server)
-                .await
-                .map_err(|source| ClientError::Transport {
+        let link: Arc<dyn Link> =
+            Arc::from(transport.connect(&options.server).await.map_err(|source| {
+                ClientError::Transport {
                     url: options.server.to_string(),
                     source,
-                })?,
-        );
+                }
+            })?);
         let info = link.info();
         let config = CoreConfig {
             local_key: options.key.clone(),
@@ -170,7 +168,10 @@ impl Client {
     pub async fn status(&self) -> Result<Status, ClientError> {
         let (reply, status) = oneshot::channel();
         self.commands
-            .send(Command::Status { session: None, reply })
+            .send(Command::Status {
+                session: None,
+                reply,
+            })
             .await
             .map_err(|_| ClientError::DriverStopped)?;
         status

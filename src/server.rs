@@ -106,7 +106,7 @@ impl Server {
             .collect();
 
         let (datagrams_tx, datagrams) = mpsc::channel(RECV_BUFFERS);
-        let (recycle, recycle_rx) = async_channel();
+        let (recycle, recycle_rx) = buffer_pool();
         let mut tasks = Vec::new();
         for (index, listener) in listeners.iter().enumerate() {
             tasks.push(tokio::spawn(read_listener(
@@ -213,7 +213,10 @@ impl Drop for Server {
 
 type Datagram = (usize, Remote, Vec<u8>, usize);
 
-fn async_channel() -> (mpsc::Sender<Vec<u8>>, Arc<tokio::sync::Mutex<mpsc::Receiver<Vec<u8>>>>) {
+/// Empty buffers on their way back to the reader tasks.
+type BufferPool = Arc<tokio::sync::Mutex<mpsc::Receiver<Vec<u8>>>>;
+
+fn buffer_pool() -> (mpsc::Sender<Vec<u8>>, BufferPool) {
     let (tx, rx) = mpsc::channel(RECV_BUFFERS);
     (tx, Arc::new(tokio::sync::Mutex::new(rx)))
 }
@@ -222,7 +225,7 @@ async fn read_listener(
     index: usize,
     listener: Arc<dyn Listener>,
     out: mpsc::Sender<Datagram>,
-    recycle: Arc<tokio::sync::Mutex<mpsc::Receiver<Vec<u8>>>>,
+    recycle: BufferPool,
 ) {
     loop {
         let mut buf = match recycle.lock().await.try_recv() {

@@ -56,7 +56,9 @@ async fn start_pair() -> (Server, Client) {
     )
     .await
     .unwrap();
-    let url: TransportUrl = format!("udp://{}", server.local_addrs()[0]).parse().unwrap();
+    let url: TransportUrl = format!("udp://{}", server.local_addrs()[0])
+        .parse()
+        .unwrap();
     let client = Client::connect(
         ClientOptions::new(client_key, server_key.public_key(), url),
         udp,
@@ -83,7 +85,10 @@ async fn ten_thousand_datagrams_of_random_sizes_arrive_intact_both_ways() {
     let echo = tokio::spawn(async move {
         while let Some(incoming) = server.recv().await {
             if index_of(&incoming.packet).is_some() {
-                server.send(incoming.session, &incoming.packet).await.unwrap();
+                server
+                    .send(incoming.session, &incoming.packet)
+                    .await
+                    .unwrap();
             } else {
                 corrupt_seen_by_server.fetch_add(1, Ordering::Relaxed);
             }
@@ -95,11 +100,13 @@ async fn ten_thousand_datagrams_of_random_sizes_arrive_intact_both_ways() {
     let mut next = 0u32;
     let mut resent = 0u64;
     let mut corrupt_echoes = 0u64;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    // Bounded in time: 20 consecutive 500 ms receive timeouts (10 s without any echo) fail the
+    // test; every other round makes progress.
+    let mut stalls = 0u32;
     while verified.len() < COUNT as usize {
         assert!(
-            tokio::time::Instant::now() < deadline,
-            "only {} of {COUNT} datagrams verified before the deadline",
+            stalls < 20,
+            "no echo for 10 s; only {} of {COUNT} datagrams verified",
             verified.len()
         );
         while outstanding.len() < WINDOW && next < COUNT {
@@ -110,6 +117,7 @@ async fn ten_thousand_datagrams_of_random_sizes_arrive_intact_both_ways() {
         match tokio::time::timeout(Duration::from_millis(500), client.recv()).await {
             Ok(Some(echoed)) => match index_of(&echoed) {
                 Some(i) => {
+                    stalls = 0;
                     outstanding.remove(&i);
                     verified.insert(i);
                 }
@@ -117,6 +125,7 @@ async fn ten_thousand_datagrams_of_random_sizes_arrive_intact_both_ways() {
             },
             Ok(None) => panic!("client session ended early"),
             Err(_) => {
+                stalls += 1;
                 for &i in &outstanding {
                     client.send(&datagram(i)).await.unwrap();
                     resent += 1;
@@ -158,11 +167,17 @@ async fn a_client_with_an_unknown_key_never_attaches() {
     let udp = jvpn::udp();
     let server = Server::start(
         ServerOptions::new(server_key.clone(), Vec::new()),
-        vec![udp.listen(&"udp://127.0.0.1:0".parse().unwrap()).await.unwrap()],
+        vec![
+            udp.listen(&"udp://127.0.0.1:0".parse().unwrap())
+                .await
+                .unwrap(),
+        ],
     )
     .await
     .unwrap();
-    let url: TransportUrl = format!("udp://{}", server.local_addrs()[0]).parse().unwrap();
+    let url: TransportUrl = format!("udp://{}", server.local_addrs()[0])
+        .parse()
+        .unwrap();
     let client = Client::connect(
         ClientOptions::new(stranger, server_key.public_key(), url),
         udp,

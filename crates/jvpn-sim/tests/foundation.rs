@@ -55,7 +55,7 @@ impl Setup {
             blackhole: None,
             count: 10_000,
             interval: MS,
-            run_for: Duration::from_secs(40),
+            run_for: Duration::from_secs(60),
         }
     }
 
@@ -169,6 +169,21 @@ impl Sim {
         self.net.node(self.server).expect("the server node")
     }
 
+    /// Runs until both feeds have sent everything, then `drain` more for what is in flight;
+    /// fails if that takes longer than `cap`. Keeps the lossy run short: a long idle tail only
+    /// adds chances of a (legal) spurious TransportDead.
+    fn run_feeds_checked(&mut self, cap: Duration, drain: Duration) {
+        let feeding = |sim: &Sim| {
+            sim.client().feed().and_then(Feed::deadline).is_some()
+                || sim.server().feed().and_then(Feed::deadline).is_some()
+        };
+        while feeding(self) {
+            assert!(self.net.elapsed() < cap, "feeds not done after {cap:?}");
+            self.run_checked(self.net.elapsed() + SECOND);
+        }
+        self.run_checked(self.net.elapsed() + drain);
+    }
+
     /// Runs to `base + span`, checking everything after every step.
     fn run_checked(&mut self, span: Duration) {
         let deadline = self.net.base() + span;
@@ -244,7 +259,7 @@ fn lossy_run(seed: Seed) -> TraceHash {
     let setup = Setup::lossy();
     let mut sim = Sim::new(seed, &setup);
 
-    sim.run_checked(setup.run_for);
+    sim.run_feeds_checked(setup.run_for, 2 * SECOND);
 
     let client = sim.client();
     let server = sim.server();
@@ -275,11 +290,18 @@ fn lossy_run(seed: Seed) -> TraceHash {
     let client_replays = client.session().stats().drops.get(DropReason::Replayed);
     let server_session = server.endpoint().session(handle).expect("the live session");
     let server_replays = server_session.stats().drops.get(DropReason::Replayed);
-    assert!(client_replays > 0, "the client refused no replay");
-    assert!(server_replays > 0, "the server refused no replay");
-    assert!(client_replays + server_replays <= duplicates);
+    assert!(
+        client_replays > 0 && server_replays > 0 && client_replays + server_replays <= duplicates,
+        "replays refused: client {client_replays}, server {server_replays}; {duplicates} \
+         duplicates; client {:?}; server {:?}; endpoint {:?}; {:?}",
+        client.session().stats(),
+        server_session.stats(),
+        server.endpoint().counters(),
+        sim.net.stats(),
+    );
     assert!(sim.net.stats().dropped(DropCause::Loss) > 0);
-    assert!(client.session().state().is_bound());
+    // A spurious TransportDead and its recovery are legal on a lossy link; an end is not.
+    assert!(!client.session().state().is_terminated());
     assert_eq!(client.session().session_id(), server_session.session_id());
     sim.net.trace_hash()
 }
