@@ -1,21 +1,24 @@
 //! The client endpoint: one session driven over one link.
 //!
-//! A driver task owns the sans-IO [`Session`] and the link. It waits on three things only — a
-//! datagram from the link, a command from the handle, or the session's single timer — and after
-//! each input flushes transmits, events and inner packets, then re-arms the one sleep.
+//! A driver task owns the sans-IO [`Session`] and the link. It waits on a datagram from the link,
+//! an inner packet from the local side (the TUN device, for a tunnel), a command from the handle,
+//! or the session's single timer; after each input it flushes transmits and events, then re-arms
+//! the one sleep. The local side is either a channel to the application (the datagram API,
+//! [`Client`]) or a TUN device ([`crate::tunnel::ClientTunnel`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use jvpn_session::{ClientConfig as CoreConfig, Event, Inbound, PathId, Policy, Session, State};
-use jvpn_transport::{Link, Transport, TransportUrl};
+use jvpn_transport::{Link, LinkInfo, Transport, TransportUrl};
 use jvpn_wire::keys::{Psk, PublicKey, StaticSecret};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::clock;
-use crate::driver::{self, Command, InboundQueue, StateView, Status};
+use crate::driver::{self, Command, InboundQueue, Local, StateView, Status};
 use crate::error::{ClientError, SendError};
+use crate::tunnel::{SessionStatus, TunnelStatus};
 
 /// What a client needs to reach a server.
 #[derive(Debug, Clone)]
@@ -52,11 +55,8 @@ impl ClientOptions {
 /// [`Client::close`] to end the session cleanly.
 #[derive(Debug)]
 pub struct Client {
-    commands: mpsc::Sender<Command>,
+    handle: DriverHandle,
     inbound: tokio::sync::Mutex<mpsc::Receiver<Vec<u8>>>,
-    events: broadcast::Sender<Event>,
-    view: watch::Receiver<StateView>,
-    driver: Option<JoinHandle<()>>,
 }
 
 impl Client {
@@ -66,79 +66,28 @@ impl Client {
         options: ClientOptions,
         transport: Arc<dyn Transport>,
     ) -> Result<Client, ClientError> {
-        options.policy.validate().map_err(ClientError::Policy)?;
-        let link: Arc<dyn Link> =
-            Arc::from(transport.connect(&options.server).await.map_err(|source| {
-                ClientError::Transport {
-                    url: options.server.to_string(),
-                    source,
-                }
-            })?);
-        let info = link.info();
-        let config = CoreConfig {
-            local_key: options.key.clone(),
-            server_key: options.server_key,
-            psk: options.psk.clone(),
-            policy: options.policy.clone(),
-            clock: clock::anchor(),
-            offered_transports: info.kind.to_string().into_bytes(),
-        };
-        let path = PathId(0);
-        let session = Session::connect(config, path, clock::now(), driver::rng())
-            .map_err(ClientError::Session)?;
-
-        let (commands, command_rx) = mpsc::channel(256);
         let (inbound_tx, inbound_rx) = mpsc::channel(options.inbound_queue.max(1));
-        let (events, _) = broadcast::channel(1024);
-        let (view_tx, view) = watch::channel(StateView::of(&session));
-        let state = ClientDriver {
-            session,
-            link,
-            path,
-            commands: command_rx,
-            inbound: InboundQueue::new(inbound_tx),
-            events: events.clone(),
-            view: view_tx,
-        };
-        let driver = tokio::spawn(state.run());
+        let local = Local::Channel(InboundQueue::new(inbound_tx));
+        let link = open_link(&options, transport.as_ref()).await?;
+        let handle = spawn_driver(&options, link, local, false)?;
         Ok(Client {
-            commands,
+            handle,
             inbound: tokio::sync::Mutex::new(inbound_rx),
-            events,
-            view,
-            driver: Some(driver),
         })
     }
 
     /// Waits until the session is ATTACHED, or fails if it terminates or `timeout` passes.
     pub async fn wait_attached(&self, timeout: Duration) -> Result<StateView, ClientError> {
-        let mut view = self.view.clone();
-        let wait = async {
-            loop {
-                let current = view.borrow_and_update().clone();
-                match current.state {
-                    State::Attached => return Ok(current),
-                    State::Terminated => {
-                        return Err(ClientError::Terminated {
-                            reason: current.last_reason,
-                        });
-                    }
-                    _ => {}
-                }
-                if view.changed().await.is_err() {
-                    return Err(ClientError::DriverStopped);
-                }
-            }
-        };
-        tokio::time::timeout(timeout, wait)
+        self.handle
+            .wait_for(timeout, |v| v.state == State::Attached)
             .await
-            .map_err(|_| ClientError::AttachTimeout { waited: timeout })?
     }
 
     /// Queues one inner packet for the server.
     pub async fn send(&self, inner: &[u8]) -> Result<(), SendError> {
         let (reply, result) = oneshot::channel();
-        self.commands
+        self.handle
+            .commands
             .send(Command::Send {
                 session: None,
                 packet: inner.to_vec(),
@@ -156,18 +105,19 @@ impl Client {
 
     /// Session events (state transitions with reasons, handshakes), as they happen.
     pub fn events(&self) -> broadcast::Receiver<Event> {
-        self.events.subscribe()
+        self.handle.events.subscribe()
     }
 
     /// The session's state, version, epoch and last reason, as of the last transition.
     pub fn state(&self) -> StateView {
-        self.view.borrow().clone()
+        self.handle.view.borrow().clone()
     }
 
     /// A snapshot of the session's state and counters, taken by the driver.
     pub async fn status(&self) -> Result<Status, ClientError> {
         let (reply, status) = oneshot::channel();
-        self.commands
+        self.handle
+            .commands
             .send(Command::Status {
                 session: None,
                 reply,
@@ -182,6 +132,62 @@ impl Client {
 
     /// Sends CLOSE, waits for TERMINATED (Closed) and stops the driver.
     pub async fn close(mut self) -> Result<StateView, ClientError> {
+        self.handle.close().await
+    }
+}
+
+/// The handle side of a client driver task: commands in, views and events out.
+#[derive(Debug)]
+pub(crate) struct DriverHandle {
+    pub(crate) commands: mpsc::Sender<Command>,
+    pub(crate) status: mpsc::Sender<oneshot::Sender<TunnelStatus>>,
+    pub(crate) events: broadcast::Sender<Event>,
+    pub(crate) view: watch::Receiver<StateView>,
+    driver: Option<JoinHandle<()>>,
+}
+
+impl DriverHandle {
+    /// Waits until `ready(view)` holds, or fails when the session ends for good or `timeout`
+    /// passes.
+    pub(crate) async fn wait_for(
+        &self,
+        timeout: Duration,
+        ready: impl Fn(&StateView) -> bool,
+    ) -> Result<StateView, ClientError> {
+        let mut view = self.view.clone();
+        let wait = async {
+            loop {
+                let current = view.borrow_and_update().clone();
+                if ready(&current) {
+                    return Ok(current);
+                }
+                if current.state == State::Terminated && current.finished {
+                    return Err(ClientError::Terminated {
+                        reason: current.last_reason,
+                    });
+                }
+                if view.changed().await.is_err() {
+                    return Err(ClientError::DriverStopped);
+                }
+            }
+        };
+        tokio::time::timeout(timeout, wait)
+            .await
+            .map_err(|_| ClientError::AttachTimeout { waited: timeout })?
+    }
+
+    /// Resolves once the session has ended for good.
+    pub(crate) async fn wait_finished(&self) -> StateView {
+        let mut view = self.view.clone();
+        loop {
+            let current = view.borrow_and_update().clone();
+            if current.finished || view.changed().await.is_err() {
+                return self.view.borrow().clone();
+            }
+        }
+    }
+
+    pub(crate) async fn close(&mut self) -> Result<StateView, ClientError> {
         let (reply, done) = oneshot::channel();
         if self
             .commands
@@ -201,7 +207,7 @@ impl Client {
     }
 }
 
-impl Drop for Client {
+impl Drop for DriverHandle {
     fn drop(&mut self) {
         if let Some(driver) = self.driver.take() {
             driver.abort();
@@ -209,24 +215,105 @@ impl Drop for Client {
     }
 }
 
+/// Opens a link to the server named in `options`.
+pub(crate) async fn open_link(
+    options: &ClientOptions,
+    transport: &dyn Transport,
+) -> Result<Arc<dyn Link>, ClientError> {
+    options.policy.validate().map_err(ClientError::Policy)?;
+    let link =
+        transport
+            .connect(&options.server)
+            .await
+            .map_err(|source| ClientError::Transport {
+                url: options.server.to_string(),
+                source: Box::new(source),
+            })?;
+    Ok(Arc::from(link))
+}
+
+/// Starts the session on `link` and spawns its driver. With `reconnect`, a session the server
+/// has lost (it answered with another session id, e.g. after a restart) is replaced by a new
+/// one (a new BIRTH) instead of ending the driver.
+pub(crate) fn spawn_driver(
+    options: &ClientOptions,
+    link: Arc<dyn Link>,
+    local: Local,
+    reconnect: bool,
+) -> Result<DriverHandle, ClientError> {
+    let info = link.info();
+    let config = CoreConfig {
+        local_key: options.key.clone(),
+        server_key: options.server_key,
+        psk: options.psk.clone(),
+        policy: options.policy.clone(),
+        clock: clock::anchor(),
+        offered_transports: info.kind.to_string().into_bytes(),
+    };
+    let path = PathId(0);
+    let session = Session::connect(config.clone(), path, clock::now(), driver::rng())
+        .map_err(ClientError::Session)?;
+
+    let (commands, command_rx) = mpsc::channel(256);
+    let (status, status_rx) = mpsc::channel(8);
+    let (events, _) = broadcast::channel(1024);
+    let (view_tx, view) = watch::channel(StateView::of(&session));
+    let state = ClientDriver {
+        session,
+        config: reconnect.then_some(config),
+        link,
+        info,
+        path,
+        commands: command_rx,
+        status: status_rx,
+        local,
+        events: events.clone(),
+        view: view_tx,
+        probe_rtt: None,
+        ready: false,
+        reconnects: 0,
+    };
+    let driver = tokio::spawn(state.run());
+    Ok(DriverHandle {
+        commands,
+        status,
+        events,
+        view,
+        driver: Some(driver),
+    })
+}
+
 struct ClientDriver {
     session: Session,
+    /// Set when a lost session is to be replaced by a new BIRTH.
+    config: Option<CoreConfig>,
     link: Arc<dyn Link>,
+    info: LinkInfo,
     path: PathId,
     commands: mpsc::Receiver<Command>,
-    inbound: InboundQueue,
+    status: mpsc::Receiver<oneshot::Sender<TunnelStatus>>,
+    local: Local,
     events: broadcast::Sender<Event>,
     view: watch::Sender<StateView>,
+    probe_rtt: Option<Duration>,
+    /// An inner round trip (PROBE / PROBE_ACK) succeeded on the current binding.
+    ready: bool,
+    reconnects: u64,
 }
 
 impl ClientDriver {
     async fn run(mut self) {
         let mut rx = vec![0u8; driver::MAX_DATAGRAM];
+        let mut local_buf = vec![0u8; driver::MAX_DATAGRAM];
         let mut tx = Vec::with_capacity(driver::MAX_DATAGRAM);
         let mut close_waiters: Vec<oneshot::Sender<()>> = Vec::new();
+        let mut closing = false;
         loop {
             self.flush(&mut tx).await;
             if self.session.state() == State::Terminated {
+                if !closing && self.restart() {
+                    continue;
+                }
                 break;
             }
             let deadline = self.session.poll_timeout();
@@ -237,7 +324,7 @@ impl ClientDriver {
                         if let Inbound::Inner(range) =
                             self.session.handle_datagram(self.path, &mut rx[..len], now)
                         {
-                            self.inbound.push(&rx[range]);
+                            self.local.deliver(&rx[range]).await;
                         }
                     }
                     Err(error) => {
@@ -247,52 +334,143 @@ impl ClientDriver {
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
                 },
+                read = self.local.recv(&mut local_buf) => match read {
+                    // A full queue drops the packet, as a full NIC ring would.
+                    Some(Ok(len)) if self.local.outbound_allowed(&local_buf[..len]) => {
+                        let _ = self.session.send(&local_buf[..len], clock::now());
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(error)) => {
+                        tracing::warn!(%error, "TUN read failed");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                    None => {}
+                },
                 command = self.commands.recv() => match command {
                     Some(Command::Send { packet, reply, .. }) => {
                         let result = self.session.send(&packet, clock::now()).map_err(SendError::from);
                         let _ = reply.send(result);
                     }
                     Some(Command::Status { reply, .. }) => {
-                        let _ = reply.send(Some(Status::of(&self.session, self.inbound.dropped())));
+                        let _ = reply.send(Some(Status::of(&self.session, self.local.dropped())));
                     }
                     Some(Command::Close { reply, .. }) => {
+                        closing = true;
                         self.session.close(clock::now());
                         close_waiters.push(reply);
                     }
                     None => {
+                        closing = true;
                         self.session.close(clock::now());
                     }
                 },
+                Some(reply) = self.status.recv() => {
+                    let _ = reply.send(self.tunnel_status());
+                }
                 () = driver::sleep_until(deadline) => {
                     self.session.handle_timeout(clock::now());
                 }
             }
         }
         self.flush(&mut tx).await;
+        self.view.send_modify(|v| v.finished = true);
         for waiter in close_waiters {
             let _ = waiter.send(());
         }
     }
 
-    async fn flush(&mut self, tx: &mut Vec<u8>) {
-        while let Some(transmit) = self.session.poll_transmit(clock::now(), tx) {
-            debug_assert_eq!(transmit.path, self.path);
-            if let Err(error) = self.link.send(&tx[..transmit.len]).await {
-                // Loss is the session's business (retries, dead-path detection); count and go on.
-                tracing::debug!(%error, "link send error");
+    /// After a TERMINATED the server may simply have forgotten us (restart): start over with a
+    /// new BIRTH if this driver reconnects and the reason allows it.
+    fn restart(&mut self) -> bool {
+        let Some(config) = &self.config else {
+            return false;
+        };
+        if !self
+            .session
+            .last_reason()
+            .is_some_and(driver::reason_allows_reconnect)
+        {
+            return false;
+        }
+        match Session::connect(config.clone(), self.path, clock::now(), driver::rng()) {
+            Ok(session) => {
+                tracing::info!(
+                    reason = ?self.session.last_reason(),
+                    "the server lost the session; starting a new one"
+                );
+                self.session = session;
+                self.reconnects += 1;
+                self.ready = false;
+                self.view.send_replace(StateView::of(&self.session));
+                true
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot start a new session");
+                false
             }
         }
-        while let Some(event) = self.session.poll_event() {
-            if let Event::Transition(record) = &event {
-                tracing::info!(
-                    from = %record.from, to = %record.to, reason = ?record.reason,
-                    version = record.version, epoch = record.epoch, "session transition"
-                );
+    }
+
+    async fn flush(&mut self, tx: &mut Vec<u8>) {
+        loop {
+            while let Some(transmit) = self.session.poll_transmit(clock::now(), tx) {
+                debug_assert_eq!(transmit.path, self.path);
+                if let Err(error) = self.link.send(&tx[..transmit.len]).await {
+                    // Loss is the session's business (retries, dead-path detection).
+                    tracing::debug!(%error, "link send error");
+                }
             }
-            if matches!(event, Event::Transition(_)) {
-                self.view.send_replace(StateView::of(&self.session));
+            let mut probed = false;
+            while let Some(event) = self.session.poll_event() {
+                match &event {
+                    Event::Transition(record) => {
+                        tracing::info!(
+                            from = %record.from, to = %record.to, reason = %record.reason,
+                            version = record.version, epoch = record.epoch, "session transition"
+                        );
+                        self.local.record(record);
+                        if record.to == State::Attached {
+                            // Readiness means an inner round trip on this binding.
+                            self.ready = false;
+                            probed |= self.session.probe(clock::now()).is_some();
+                        }
+                    }
+                    Event::ProbeAcked { rtt, .. } => {
+                        self.probe_rtt = Some(*rtt);
+                        self.ready = true;
+                    }
+                    _ => {}
+                }
+                self.view.send_replace(StateView {
+                    ready: self.ready,
+                    rtt: self.probe_rtt,
+                    ..StateView::of(&self.session)
+                });
+                let _ = self.events.send(event);
             }
-            let _ = self.events.send(event);
+            if !probed {
+                break;
+            }
+        }
+    }
+
+    fn tunnel_status(&self) -> TunnelStatus {
+        let now = clock::now();
+        let history = self.local.history(None);
+        TunnelStatus {
+            schema_version: crate::tunnel::STATUS_SCHEMA_VERSION,
+            role: "client".into(),
+            tun: self.local.tun_status(),
+            sessions: vec![SessionStatus::of(
+                &self.session,
+                Some(&self.info),
+                self.probe_rtt,
+                history,
+                now,
+            )],
+            unknown_destination_drops: self.local.unknown_destination(),
+            source_not_allowed_drops: self.local.source_not_allowed(),
+            reconnects: self.reconnects,
         }
     }
 }

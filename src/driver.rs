@@ -74,6 +74,88 @@ impl InboundQueue<Vec<u8>> {
     }
 }
 
+/// Where inner packets come from and go to: the application (datagram API) or a TUN device.
+#[derive(Debug)]
+pub(crate) enum Local {
+    Channel(InboundQueue),
+    Tun(crate::tunnel::TunSide),
+}
+
+impl Local {
+    /// Hands one inner packet from the session to the local side.
+    pub(crate) async fn deliver(&mut self, packet: &[u8]) {
+        match self {
+            Local::Channel(queue) => queue.push(packet),
+            Local::Tun(tun) => tun.deliver(packet).await,
+        }
+    }
+
+    /// The next inner packet from the local side; pending forever for the datagram API, whose
+    /// packets arrive as commands.
+    pub(crate) async fn recv(&self, buf: &mut [u8]) -> Option<std::io::Result<usize>> {
+        match self {
+            Local::Channel(_) => std::future::pending().await,
+            Local::Tun(tun) => Some(tun.recv(buf).await),
+        }
+    }
+
+    /// Whether an inner packet read from the local side may enter the tunnel.
+    pub(crate) fn outbound_allowed(&mut self, packet: &[u8]) -> bool {
+        match self {
+            Local::Channel(_) => true,
+            Local::Tun(tun) => tun.outbound_allowed(packet),
+        }
+    }
+
+    pub(crate) fn record(&mut self, record: &jvpn_session::AuditRecord) {
+        if let Local::Tun(tun) = self {
+            tun.journal.record(record);
+        }
+    }
+
+    pub(crate) fn history(&self, session_id: Option<&str>) -> Vec<jvpn_session::AuditRecord> {
+        match self {
+            Local::Channel(_) => Vec::new(),
+            Local::Tun(tun) => tun.journal.history_for(session_id),
+        }
+    }
+
+    pub(crate) fn tun_status(&self) -> Option<crate::tunnel::TunStatus> {
+        match self {
+            Local::Channel(_) => None,
+            Local::Tun(tun) => Some(tun.status()),
+        }
+    }
+
+    pub(crate) fn dropped(&self) -> u64 {
+        match self {
+            Local::Channel(queue) => queue.dropped(),
+            Local::Tun(tun) => tun.unknown_destination + tun.source_not_allowed,
+        }
+    }
+
+    pub(crate) fn unknown_destination(&self) -> u64 {
+        match self {
+            Local::Channel(_) => 0,
+            Local::Tun(tun) => tun.unknown_destination,
+        }
+    }
+
+    pub(crate) fn source_not_allowed(&self) -> u64 {
+        match self {
+            Local::Channel(_) => 0,
+            Local::Tun(tun) => tun.source_not_allowed,
+        }
+    }
+}
+
+/// Whether a client whose session ended with `reason` should start a new session by itself.
+/// Only when the server has lost the session (it restarted, say); never after a close, an
+/// authentication failure or a policy limit — those are the user's to look at.
+pub(crate) fn reason_allows_reconnect(reason: Reason) -> bool {
+    matches!(reason, Reason::SessionLost)
+}
+
 /// Where a session stands, updated on every transition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StateView {
@@ -88,6 +170,12 @@ pub struct StateView {
     pub session_id: Option<SessionId>,
     /// Reason of the last transition.
     pub last_reason: Option<Reason>,
+    /// An inner round trip (PROBE / PROBE_ACK) succeeded on the current binding.
+    pub ready: bool,
+    /// The last measured inner round-trip time.
+    pub rtt: Option<std::time::Duration>,
+    /// The driver has stopped: this session ended and no new one will follow.
+    pub finished: bool,
 }
 
 impl StateView {
@@ -98,6 +186,9 @@ impl StateView {
             epoch: session.epoch(),
             session_id: session.session_id(),
             last_reason: session.last_reason(),
+            ready: false,
+            rtt: None,
+            finished: false,
         }
     }
 }

@@ -19,7 +19,7 @@ pub enum ClientError {
         url: String,
         /// What the transport reported.
         #[source]
-        source: TransportError,
+        source: Box<TransportError>,
     },
     /// The session core refused the configuration.
     #[error("cannot start the session: {0}")]

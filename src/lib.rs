@@ -23,12 +23,15 @@
 //! # Ok(()) }
 //! ```
 
+pub mod audit;
 mod client;
 pub mod clock;
+pub mod control;
 mod driver;
 mod error;
 pub mod keyfile;
 mod server;
+pub mod tunnel;
 
 pub use client::{Client, ClientOptions};
 pub use driver::{StateView, Status};

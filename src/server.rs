@@ -13,7 +13,7 @@ use jvpn_session::{
     Endpoint, EndpointInbound, Event, PathId, PeerConfig, Policy, ServerConfig as CoreConfig,
     SessionHandle,
 };
-use jvpn_transport::{Listener, Remote};
+use jvpn_transport::{LinkInfo, Listener, Remote};
 use jvpn_wire::keys::{PublicKey, StaticSecret};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 use crate::clock;
 use crate::driver::{self, Command, InboundQueue, Status};
 use crate::error::{SendError, ServerError};
+use crate::tunnel::{Route, ServerTunSide, SessionStatus, StatusSource, TunnelStatus};
 
 /// How many (listener, remote) pairs the server remembers at most; beyond it, new remotes are
 /// dropped until sessions end. Every live session needs one.
@@ -70,6 +71,7 @@ pub struct Incoming {
 #[derive(Debug)]
 pub struct Server {
     commands: mpsc::Sender<Command>,
+    status: mpsc::Sender<oneshot::Sender<TunnelStatus>>,
     inbound: tokio::sync::Mutex<mpsc::Receiver<Incoming>>,
     events: broadcast::Sender<(SessionHandle, Event)>,
     local_addrs: Vec<SocketAddr>,
@@ -77,10 +79,28 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts serving on `listeners`.
+    /// Starts serving on `listeners`; inner packets reach the application through
+    /// [`Server::recv`].
     pub async fn start(
         options: ServerOptions,
         listeners: Vec<Box<dyn Listener>>,
+    ) -> Result<Server, ServerError> {
+        let (inbound_tx, inbound_rx) = mpsc::channel(options.inbound_queue.max(1));
+        let mut server = Self::start_with(
+            options,
+            listeners,
+            ServerLocal::Channel(InboundQueue::new(inbound_tx)),
+        )
+        .await?;
+        server.inbound = tokio::sync::Mutex::new(inbound_rx);
+        Ok(server)
+    }
+
+    /// Starts serving with `local` as the source and sink of inner packets.
+    pub(crate) async fn start_with(
+        options: ServerOptions,
+        listeners: Vec<Box<dyn Listener>>,
+        local: ServerLocal,
     ) -> Result<Server, ServerError> {
         if listeners.is_empty() {
             return Err(ServerError::NoListener);
@@ -119,7 +139,7 @@ impl Server {
         drop(datagrams_tx);
 
         let (commands, command_rx) = mpsc::channel(1024);
-        let (inbound_tx, inbound_rx) = mpsc::channel(options.inbound_queue.max(1));
+        let (status, status_rx) = mpsc::channel(8);
         let (events, _) = broadcast::channel(4096);
         let state = ServerDriver {
             endpoint,
@@ -127,14 +147,18 @@ impl Server {
             datagrams,
             recycle,
             commands: command_rx,
-            inbound: InboundQueue::new(inbound_tx),
+            status: status_rx,
+            local,
             events: events.clone(),
             paths: PathTable::default(),
         };
         tasks.push(tokio::spawn(state.run()));
+        // The application side of the datagram API; `start` replaces it with a live one.
+        let (_, idle) = mpsc::channel(1);
         Ok(Server {
             commands,
-            inbound: tokio::sync::Mutex::new(inbound_rx),
+            status,
+            inbound: tokio::sync::Mutex::new(idle),
             events,
             local_addrs,
             tasks,
@@ -181,6 +205,11 @@ impl Server {
             .await
             .map_err(|_| ServerError::DriverStopped)?;
         status.await.map_err(|_| ServerError::DriverStopped)
+    }
+
+    /// A handle for status snapshots of every session (`jvpn status`).
+    pub fn status_source(&self) -> StatusSource {
+        StatusSource::driver(self.status.clone())
     }
 
     /// Sends CLOSE on every session, flushes, and stops.
@@ -287,14 +316,44 @@ struct ServerDriver {
     datagrams: mpsc::Receiver<Datagram>,
     recycle: mpsc::Sender<Vec<u8>>,
     commands: mpsc::Receiver<Command>,
-    inbound: InboundQueue<Incoming>,
+    status: mpsc::Receiver<oneshot::Sender<TunnelStatus>>,
+    local: ServerLocal,
     events: broadcast::Sender<(SessionHandle, Event)>,
     paths: PathTable,
+}
+
+/// Where the server's inner packets come from and go to.
+#[derive(Debug)]
+pub(crate) enum ServerLocal {
+    /// The application, through [`Server::recv`] / [`Server::send`].
+    Channel(InboundQueue<Incoming>),
+    /// A TUN device, with routing by allowed IPs.
+    Tun(Box<ServerTunSide>),
+}
+
+impl ServerLocal {
+    async fn recv(&self, buf: &mut [u8]) -> Option<std::io::Result<usize>> {
+        match self {
+            ServerLocal::Channel(_) => std::future::pending().await,
+            ServerLocal::Tun(tun) => Some(tun.recv(buf).await),
+        }
+    }
+
+    fn dropped(&self) -> u64 {
+        match self {
+            ServerLocal::Channel(queue) => queue.dropped(),
+            ServerLocal::Tun(tun) => {
+                let (a, b) = tun.drops();
+                a + b
+            }
+        }
+    }
 }
 
 impl ServerDriver {
     async fn run(mut self) {
         let mut tx = Vec::with_capacity(driver::MAX_DATAGRAM);
+        let mut local_buf = vec![0u8; driver::MAX_DATAGRAM];
         let mut shutdown: Option<oneshot::Sender<()>> = None;
         loop {
             self.flush(&mut tx).await;
@@ -305,11 +364,22 @@ impl ServerDriver {
             tokio::select! {
                 datagram = self.datagrams.recv() => match datagram {
                     Some((index, remote, mut buf, len)) => {
-                        self.on_datagram(index, remote, &mut buf[..len]);
+                        self.on_datagram(index, remote, &mut buf[..len]).await;
                         let _ = self.recycle.try_send(buf);
                     }
                     None => break,
                 },
+                read = self.local.recv(&mut local_buf) => match read {
+                    Some(Ok(len)) => self.on_tun_packet(&local_buf[..len]),
+                    Some(Err(error)) => {
+                        tracing::warn!(%error, "TUN read failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    }
+                    None => {}
+                },
+                Some(reply) = self.status.recv() => {
+                    let _ = reply.send(self.tunnel_status());
+                }
                 command = self.commands.recv() => match command {
                     Some(command) => self.on_command(command, &mut shutdown),
                     None => self.close_all(),
@@ -325,25 +395,89 @@ impl ServerDriver {
         }
     }
 
-    fn on_datagram(&mut self, index: usize, remote: Remote, buf: &mut [u8]) {
+    async fn on_datagram(&mut self, index: usize, remote: Remote, buf: &mut [u8]) {
         let Some((path, created)) = self.paths.get_or_insert((index, remote)) else {
             tracing::debug!(?remote, "path table full; datagram dropped");
             return;
         };
         match self.endpoint.handle_datagram(path, buf, clock::now()) {
             EndpointInbound::Inner { session, range } => {
-                let peer = self.endpoint.session(session).map(|s| *s.peer_static());
-                if let Some(peer) = peer {
-                    self.inbound.push_item(Incoming {
+                let Some(peer) = self.endpoint.session(session).map(|s| *s.peer_static()) else {
+                    return;
+                };
+                let packet = &buf[range];
+                match &mut self.local {
+                    ServerLocal::Channel(queue) => queue.push_item(Incoming {
                         session,
                         peer,
-                        packet: buf[range].to_vec(),
-                    });
+                        packet: packet.to_vec(),
+                    }),
+                    ServerLocal::Tun(tun) => match tun.route_from_peer(&peer, packet) {
+                        Route::Tun => tun.write(packet).await,
+                        Route::Session(to) => {
+                            // A full queue drops the packet, as a full NIC ring would.
+                            let _ = self.endpoint.send(to, packet, clock::now());
+                        }
+                        Route::Drop => {}
+                    },
                 }
             }
             EndpointInbound::Dropped(_) if created => self.paths.forget(path),
             _ => {}
         }
+    }
+
+    fn on_tun_packet(&mut self, packet: &[u8]) {
+        if let ServerLocal::Tun(tun) = &mut self.local
+            && let Route::Session(to) = tun.route_from_tun(packet)
+        {
+            let _ = self.endpoint.send(to, packet, clock::now());
+        }
+    }
+
+    fn tunnel_status(&self) -> TunnelStatus {
+        let now = clock::now();
+        let sessions = self
+            .endpoint
+            .sessions()
+            .map(|(_, session)| {
+                let link = session.bound_path().and_then(|p| self.link_info(p));
+                let sid = session.session_id().map(|s| s.to_string());
+                let history = match &self.local {
+                    ServerLocal::Tun(tun) => tun.history(sid.as_deref()),
+                    ServerLocal::Channel(_) => Vec::new(),
+                };
+                SessionStatus::of(session, link.as_ref(), None, history, now)
+            })
+            .collect();
+        let (unknown_destination_drops, source_not_allowed_drops) = match &self.local {
+            ServerLocal::Tun(tun) => tun.drops(),
+            ServerLocal::Channel(_) => (0, 0),
+        };
+        TunnelStatus {
+            schema_version: crate::tunnel::STATUS_SCHEMA_VERSION,
+            role: "server".into(),
+            tun: match &self.local {
+                ServerLocal::Tun(tun) => Some(tun.status()),
+                ServerLocal::Channel(_) => None,
+            },
+            sessions,
+            unknown_destination_drops,
+            source_not_allowed_drops,
+            reconnects: 0,
+        }
+    }
+
+    fn link_info(&self, path: PathId) -> Option<LinkInfo> {
+        let (index, remote) = self.paths.target(path)?;
+        let listener = self.listeners.get(index)?;
+        Some(LinkInfo {
+            kind: listener.kind(),
+            local_addr: listener.local_addr().ok(),
+            remote_addr: Some(remote.addr),
+            max_datagram_size: listener.max_datagram_size(),
+            reliable: false,
+        })
     }
 
     fn on_command(&mut self, command: Command, shutdown: &mut Option<oneshot::Sender<()>>) {
@@ -373,7 +507,7 @@ impl ServerDriver {
                 let status = self
                     .endpoint
                     .session(session)
-                    .map(|s| Status::of(s, self.inbound.dropped()));
+                    .map(|s| Status::of(s, self.local.dropped()));
                 let _ = reply.send(status);
             }
             Command::Status { reply, .. } => {
@@ -416,12 +550,22 @@ impl ServerDriver {
             }
         }
         while let Some((handle, event)) = self.endpoint.poll_event() {
+            let session = self.endpoint.session(handle);
+            let peer = session.map(|s| *s.peer_static());
             if let Event::Transition(record) = &event {
                 tracing::info!(
-                    session = ?handle, from = %record.from, to = %record.to,
-                    reason = ?record.reason, version = record.version, epoch = record.epoch,
+                    session = %handle, from = %record.from, to = %record.to,
+                    reason = %record.reason, version = record.version, epoch = record.epoch,
                     "session transition"
                 );
+                if record.to == jvpn_session::State::Terminated
+                    && let Some(path) = session.and_then(|s| s.bound_path())
+                {
+                    self.paths.forget(path);
+                }
+            }
+            if let ServerLocal::Tun(tun) = &mut self.local {
+                tun.on_event(handle, peer, &event);
             }
             let _ = self.events.send((handle, event));
         }

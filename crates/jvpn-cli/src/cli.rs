@@ -2,7 +2,11 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgAction, Args, Parser, Subcommand};
+use jvpn_tun::IpPrefix;
+
+use crate::demo::DemoArgs;
+use crate::values::{self, PeerSpec, TransportName};
 
 /// The `jvpn` command line.
 #[derive(Debug, Parser)]
@@ -16,10 +20,20 @@ use clap::{Args, Parser, Subcommand};
         and carries on.\n\n\
         Start by creating a key pair for each side:\n\
         \x20 jvpn genkey -o client.key\n\
-        \x20 jvpn pubkey < client.key > client.pub",
+        \x20 jvpn pubkey < client.key > client.pub\n\n\
+        Then run `jvpn server` on one machine and `jvpn connect` on the other (both need root or \
+        CAP_NET_ADMIN to create the TUN device), and watch it with `jvpn status`.\n\n\
+        Exit codes: 0 success, 1 runtime failure (permissions, network, key files), 2 usage error \
+        (bad flags or config file).",
     propagate_version = true
 )]
 pub(crate) struct Cli {
+    /// More log output on stderr (-v debug, -vv trace); RUST_LOG overrides
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    pub(crate) verbose: u8,
+    /// Less log output on stderr (-q warnings only, -qq errors only)
+    #[arg(short, long, action = ArgAction::Count, global = true, conflicts_with = "verbose")]
+    pub(crate) quiet: u8,
     #[command(subcommand)]
     pub(crate) command: Command,
 }
@@ -51,7 +65,160 @@ pub(crate) enum Command {
         \x20 jvpn pubkey < server.key > server.pub"
     )]
     Pubkey(PubkeyArgs),
+    /// Run a VPN server: a TUN device and a listener serving the listed peers
+    #[command(long_about = SERVER_ABOUT)]
+    Server(ServerArgs),
+    /// Connect to a VPN server: a TUN device carried over one session
+    #[command(long_about = CONNECT_ABOUT)]
+    Connect(ConnectArgs),
+    /// Show the state of a running `jvpn connect` or `jvpn server`
+    #[command(long_about = STATUS_ABOUT)]
+    Status(StatusArgs),
+    /// Run a server and a client in two network namespaces and show the tunnel live (needs root)
+    Demo(DemoArgs),
 }
+
+const SERVER_ABOUT: &str = "Run a VPN server: create a TUN device with the server's inner \
+    address, listen for clients, and route inner packets between the TUN device and the clients \
+    by their allowed IPs. Runs in the foreground until SIGINT or SIGTERM, which close every \
+    session and remove the TUN device. Needs root or CAP_NET_ADMIN.\n\n\
+    Every flag except -c can also be set in a TOML config file given with -c FILE, under the same \
+    name (`key`, `address`, `listen`, `peer`, `audit-log`, `control`, `tun`, `mtu`, and a \
+    `[policy]` table); flags win over the file. Repeatable flags take a list in the file. Relative \
+    paths in the file are relative to the file's directory.\n\n\
+    Examples:\n\
+    \x20 jvpn server --key server.key --address 10.77.0.1/24 --listen udp://0.0.0.0:51820 \\\n\
+    \x20     --peer \"$(cat client.pub)=10.77.0.2/32\"\n\
+    \x20 jvpn server -c /etc/jvpn/server.toml\n\n\
+    A config file:\n\
+    \x20 key = \"server.key\"\n\
+    \x20 address = \"10.77.0.1/24\"\n\
+    \x20 listen = \"udp://0.0.0.0:51820\"\n\
+    \x20 peer = [\"CLIENT_PUBKEY=10.77.0.2/32\", \"OTHER_PUBKEY=10.77.0.3/32,fd77::3/128\"]\n\
+    \x20 audit-log = \"/var/log/jvpn/server.audit\"\n\
+    \x20 [policy]\n\
+    \x20 keepalive_interval_ms = 10000";
+
+const CONNECT_ABOUT: &str = "Connect to a VPN server: create a TUN device with this client's \
+    inner address, route the allowed IPs into it, and carry its packets over one session to the \
+    server. The session survives network changes and starts again by itself if the server \
+    restarts. Runs in the foreground until SIGINT or SIGTERM (which send CLOSE and remove the TUN \
+    device); with --wait, returns once the tunnel is ready and leaves it running in the \
+    background. Needs root or CAP_NET_ADMIN.\n\n\
+    SERVER_HOST is `host`, `host:port`, `[ipv6]:port` or a URL such as `udp://host:port`. \
+    Without a port, --port or the transport's default (51820 for UDP) is used.\n\n\
+    Every flag except -c, --wait and --wait-timeout can also be set in a TOML config file given \
+    with -c FILE, under the same name (`key`, `server-key`, `address`, `allowed-ips`, \
+    `transports`, `port`, `server` for SERVER_HOST, `audit-log`, `control`, `tun`, `mtu`, and a \
+    `[policy]` table); flags win over the file. Relative paths in the file are relative to the \
+    file's directory.\n\n\
+    Examples:\n\
+    \x20 jvpn connect --key client.key --server-key \"$(cat server.pub)\" \\\n\
+    \x20     --address 10.77.0.2/32 --transports udp vpn.example.com\n\
+    \x20 jvpn connect -c client.toml --wait && ping 10.77.0.1\n\n\
+    A config file:\n\
+    \x20 key = \"client.key\"\n\
+    \x20 server-key = \"SERVER_PUBKEY\"\n\
+    \x20 server = \"vpn.example.com:51820\"\n\
+    \x20 address = [\"10.77.0.2/32\", \"fd77::2/128\"]\n\
+    \x20 allowed-ips = [\"10.77.0.0/24\", \"fd77::/64\"]";
+
+const STATUS_ABOUT: &str = "Show the state of a running `jvpn connect` or `jvpn server`, asked \
+    over its control socket: state, version and epoch, the active transport and remote address, \
+    candidate paths with RTT and loss, bytes and packets each way, handshake age, and the last \
+    transitions with their reasons.\n\n\
+    Without --control, the client's default socket is tried first, then the server's \
+    (/run/jvpn/<role>.sock as root, $XDG_RUNTIME_DIR/jvpn-<role>.sock otherwise).\n\n\
+    Examples:\n\
+    \x20 jvpn status\n\
+    \x20 sudo jvpn status --json | jq .sessions[0].state";
+
+/// Flags shared by `jvpn server` and `jvpn connect`.
+#[derive(Debug, Args, Default)]
+pub(crate) struct CommonArgs {
+    /// Read settings from a TOML file (flags given on the command line win)
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// The secret key file (from `jvpn genkey`; must be mode 0600)
+    #[arg(long, value_name = "FILE")]
+    pub(crate) key: Option<PathBuf>,
+    /// Inner address with its prefix length, e.g. 10.77.0.1/24 or fd77::1/64 (repeatable)
+    #[arg(long, value_name = "ADDRESS/LEN", value_parser = values::prefix)]
+    pub(crate) address: Vec<IpPrefix>,
+    /// Append every state transition as a JSON line to FILE
+    #[arg(long, value_name = "FILE")]
+    pub(crate) audit_log: Option<PathBuf>,
+    /// Serve `jvpn status` on this Unix socket [default: /run/jvpn/<role>.sock as root,
+    /// $XDG_RUNTIME_DIR/jvpn-<role>.sock otherwise]
+    #[arg(long, value_name = "SOCKET")]
+    pub(crate) control: Option<PathBuf>,
+    /// Name of the TUN device [default: chosen by the kernel, jvpn0, jvpn1, ...]
+    #[arg(long, value_name = "NAME")]
+    pub(crate) tun: Option<String>,
+    /// Inner MTU of the TUN device [default: the transport's datagram size minus jvpn's overhead]
+    #[arg(long, value_name = "BYTES")]
+    pub(crate) mtu: Option<u16>,
+}
+
+/// Arguments of `jvpn server`.
+#[derive(Debug, Args, Default)]
+pub(crate) struct ServerArgs {
+    #[command(flatten)]
+    pub(crate) common: CommonArgs,
+    /// Where to listen: udp://ADDRESS:PORT or ADDRESS:PORT (repeatable) [default: udp://0.0.0.0:51820]
+    #[arg(long, value_name = "URL", value_parser = values::listen)]
+    pub(crate) listen: Vec<jvpn::transport::TransportUrl>,
+    /// A client: its public key and the inner addresses it may use, comma-separated
+    /// (repeatable), e.g. --peer "$(cat client.pub)=10.77.0.2/32,fd77::2/128"
+    #[arg(long, value_name = "PUBKEY=ALLOWED_IPS", value_parser = values::peer)]
+    pub(crate) peer: Vec<PeerSpec>,
+}
+
+/// Arguments of `jvpn connect`.
+#[derive(Debug, Args, Default)]
+pub(crate) struct ConnectArgs {
+    #[command(flatten)]
+    pub(crate) common: CommonArgs,
+    /// The server's public key (base64, from `jvpn pubkey`), or a file holding it
+    #[arg(long, value_name = "PUBKEY")]
+    pub(crate) server_key: Option<String>,
+    /// Networks routed into the tunnel, comma-separated [default: the /24 (IPv4) or /64 (IPv6)
+    /// network around each --address, or the address's own network if wider]
+    #[arg(long, value_name = "PREFIXES", value_delimiter = ',', value_parser = values::prefix)]
+    pub(crate) allowed_ips: Vec<IpPrefix>,
+    /// Transports to use, in order of preference, comma-separated (only udp is built in this
+    /// version) [default: udp]
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_enum)]
+    pub(crate) transports: Vec<TransportName>,
+    /// Server port when SERVER_HOST has none [default: the transport's, 51820 for udp]
+    #[arg(long, value_name = "PORT")]
+    pub(crate) port: Option<u16>,
+    /// Return once the tunnel is ready (an authenticated round trip succeeded), leaving it
+    /// running in the background
+    #[arg(long)]
+    pub(crate) wait: bool,
+    /// With --wait: give up after this many seconds
+    #[arg(long, value_name = "SECS", default_value_t = 30, requires = "wait")]
+    pub(crate) wait_timeout: u64,
+    /// Internal (used by --wait): print READY on stdout once the tunnel is ready
+    #[arg(long, hide = true)]
+    pub(crate) notify_ready: bool,
+    /// The server: host, host:port, [ipv6]:port or udp://host:port
+    #[arg(value_name = "SERVER_HOST")]
+    pub(crate) server: Option<String>,
+}
+
+/// Arguments of `jvpn status`.
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    /// Print the status as JSON (with a schema_version) instead of a table
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// The control socket of the running jvpn [default: the client's, then the server's]
+    #[arg(long, value_name = "SOCKET")]
+    pub(crate) control: Option<PathBuf>,
+}
+
 
 /// Arguments of `jvpn genkey`.
 #[derive(Debug, Args)]

@@ -1,4 +1,4 @@
-//! Adapters from the jvpn session core to the [`Node`] trait, and the checks a simulation test
+//! Adapters from the jvpn session core to the [`Node`](crate::Node) trait, and the checks a simulation test
 //! runs against them after every step.
 //!
 //! Paths and links map one to one: the core's `PathId(n)` is the network's `LinkId(n)`.

@@ -176,7 +176,9 @@ pub fn seeds_from_env() -> Vec<Seed> {
         },
         Err(_) => Seed::random(),
     };
-    (0..seed_count_from_env(SEEDS_ENV)).map(|i| base.nth(i)).collect()
+    (0..seed_count_from_env(SEEDS_ENV))
+        .map(|i| base.nth(i))
+        .collect()
 }
 
 /// How many seeds a multi-seed test should run: `JVPN_SIM_SEEDS=N` (default 1, at least 1).

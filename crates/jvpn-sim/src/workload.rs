@@ -23,7 +23,13 @@ impl Workload {
     /// A workload of `count` datagrams with lengths uniform in `[min_len, max_len]`
     /// (raised to the 6-byte header and to at least `min_len`; capped at `u16::MAX`).
     #[must_use]
-    pub fn new(seed: Seed, label: &'static str, count: u32, min_len: usize, max_len: usize) -> Self {
+    pub fn new(
+        seed: Seed,
+        label: &'static str,
+        count: u32,
+        min_len: usize,
+        max_len: usize,
+    ) -> Self {
         let min_len = min_len.max(HEADER).min(usize::from(u16::MAX));
         let max_len = max_len.clamp(min_len, usize::from(u16::MAX));
         Self {

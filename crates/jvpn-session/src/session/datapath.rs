@@ -84,7 +84,8 @@ impl Session {
             return Inbound::Dropped(DropReason::BadControl);
         };
         match msg {
-            ControlMessage::Keepalive | ControlMessage::ProbeAck { .. } => {}
+            ControlMessage::Keepalive => {}
+            ControlMessage::ProbeAck { seq, .. } => self.handle_probe_ack(seq, now),
             ControlMessage::Close { .. } => self.terminate(Reason::PeerClosed, now),
             ControlMessage::RekeyRequest => self.start_rekey(now),
             ControlMessage::Probe { seq, sent_micros } => {

@@ -3,6 +3,7 @@
 mod client;
 mod datapath;
 pub(crate) mod keys;
+mod probe;
 mod queue;
 mod server;
 pub(crate) mod stats;
@@ -60,6 +61,14 @@ pub enum Event {
         session_id: SessionId,
         /// This side's binding epoch after the handshake.
         epoch: u64,
+    },
+    /// A PROBE sent by [`Session::probe`] was answered: an authenticated round trip through
+    /// the tunnel.
+    ProbeAcked {
+        /// The probe's sequence number.
+        seq: u32,
+        /// Time from sending the probe to receiving its answer.
+        rtt: std::time::Duration,
     },
     /// A rekey installed fresh keys; the binding and the epoch are unchanged.
     Rekeyed {
@@ -174,6 +183,7 @@ pub struct Session {
     /// A CONTROL Close still to be sealed after TERMINATED (`close`), and its path.
     close_pending: Option<PathId>,
     illegal_transitions: u64,
+    probes: probe::ProbeTracker,
 }
 
 impl fmt::Debug for Session {
@@ -233,6 +243,7 @@ impl Session {
             timers: TimerTable::new(),
             handshake_out: None,
             control_out: VecDeque::new(),
+            probes: probe::ProbeTracker::default(),
             events: VecDeque::new(),
             stats: SessionStats::default(),
             close_pending: None,

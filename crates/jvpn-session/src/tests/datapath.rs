@@ -203,3 +203,31 @@ fn steady_state_sending_reuses_buffers() {
     assert_eq!(buf.as_ptr(), pointer);
     assert_eq!(h.client.queued_packets(), 0);
 }
+
+#[test]
+fn a_probe_is_answered_through_the_tunnel_and_reports_its_round_trip() {
+    let mut h = Harness::attached();
+    h.drain_events();
+    h.client_events.clear();
+
+    let seq = h.client.probe(h.now).expect("attached sessions can probe");
+    h.pump();
+
+    let acked: Vec<u32> = h
+        .client_events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ProbeAcked { seq, .. } => Some(*seq),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(acked, vec![seq]);
+    assert_eq!(h.client.stats().drops.total(), 0);
+    h.assert_no_violations();
+}
+
+#[test]
+fn a_session_without_a_binding_cannot_probe() {
+    let mut h = Harness::new();
+    assert_eq!(h.client.probe(h.now), None);
+}

@@ -88,11 +88,11 @@ impl ClientNode {
 
 impl Node for ClientNode {
     fn handle_datagram(&mut self, from_link: LinkId, data: &mut [u8], now: Instant) {
-        if let Inbound::Inner(range) = self.session.handle_datagram(path_of(from_link), data, now)
+        let inbound = self.session.handle_datagram(path_of(from_link), data, now);
+        if let Inbound::Inner(range) = inbound
+            && let Some(inner) = data.get(range)
         {
-            if let Some(inner) = data.get(range) {
-                self.inbox.push(inner.to_vec());
-            }
+            self.inbox.push(inner.to_vec());
         }
         self.drain_events();
     }

@@ -86,14 +86,18 @@ impl History {
                 to: record.to,
             });
         }
-        let previous_id = self.records.iter().rev().find_map(|r| r.session_id.as_ref());
-        if let (Some(previous), Some(got)) = (previous_id, record.session_id.as_ref()) {
-            if previous != got {
-                self.faults.push(HistoryFault::SessionIdChanged {
-                    previous: previous.clone(),
-                    got: got.clone(),
-                });
-            }
+        let previous_id = self
+            .records
+            .iter()
+            .rev()
+            .find_map(|r| r.session_id.as_ref());
+        if let (Some(previous), Some(got)) = (previous_id, record.session_id.as_ref())
+            && previous != got
+        {
+            self.faults.push(HistoryFault::SessionIdChanged {
+                previous: previous.clone(),
+                got: got.clone(),
+            });
         }
         self.records.push(record.clone());
     }

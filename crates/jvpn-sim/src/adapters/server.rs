@@ -10,8 +10,8 @@ use crate::node::{LinkId, Node};
 
 /// A server [`Endpoint`] on the simulated network: it answers handshakes on any of its links,
 /// keeps one checked [`History`] per session, an inbox of the inner datagrams it received, and
-/// an optional [`Feed`] sent to its newest bound session (the simple one-client case), counting
-/// how many datagrams went to each session.
+/// an optional [`Feed`] sent to its newest confirmed session (the simple one-client case; see
+/// `feed_target`), counting how many datagrams went to each session.
 #[derive(Debug)]
 pub struct ServerNode {
     endpoint: Endpoint,
@@ -95,10 +95,15 @@ impl ServerNode {
         }
     }
 
+    /// The newest bound session whose client has sent an inner packet on it. The endpoint
+    /// marks a session ATTACHED as soon as it answers the handshake, before the client proves
+    /// it received the answer; if that answer is lost the client retries, the session is
+    /// superseded, and anything sent to it is lost. Like WireGuard's responder (which waits for
+    /// the initiator's first transport packet), this application waits for key confirmation.
     fn feed_target(&self) -> Option<SessionHandle> {
         self.endpoint
             .sessions()
-            .filter(|(_, s)| s.state().is_bound())
+            .filter(|(_, s)| s.state().is_bound() && s.stats().packets_in > 0)
             .map(|(h, _)| h)
             .last()
     }
@@ -107,10 +112,10 @@ impl ServerNode {
 impl Node for ServerNode {
     fn handle_datagram(&mut self, from_link: LinkId, data: &mut [u8], now: Instant) {
         let inbound = self.endpoint.handle_datagram(path_of(from_link), data, now);
-        if let EndpointInbound::Inner { session, range } = inbound {
-            if let Some(inner) = data.get(range) {
-                self.inbox.push((session, inner.to_vec()));
-            }
+        if let EndpointInbound::Inner { session, range } = inbound
+            && let Some(inner) = data.get(range)
+        {
+            self.inbox.push((session, inner.to_vec()));
         }
         self.drain_events();
     }

@@ -1,0 +1,496 @@
+//! Helpers of the network-namespace end-to-end tests: keys made by `jvpn genkey`, the real `jvpn`
+//! binary run as server and clients inside namespaces of a `jvpn_netns::Testbed`, status queries
+//! over the control socket, audit logs, and a checksummed inner TCP transfer.
+//!
+//! Every wait here is bounded (`jvpn_netns::wait_for`, socket timeouts, `Deadline`); a wait that runs
+//! out panics with what it saw, and the testbed's drop then prints the tail of every process's log.
+
+use std::fs;
+use std::io::{self, Read as _, Write as _};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use jvpn_netns::{Deadline, Namespace, Process, Testbed, VethPath, testbed_or_skip, wait_for};
+use serde_json::Value;
+use sha2::{Digest as _, Sha256};
+
+/// The binary under test.
+pub(crate) const JVPN: &str = env!("CARGO_BIN_EXE_jvpn");
+/// The server's inner address (its TUN), in the 10.77.0.0/24 tunnel network.
+pub(crate) const SERVER_INNER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
+/// The UDP port the server listens on.
+pub(crate) const PORT: u16 = 51820;
+/// Bound for a process to come up (bind, TUN, control socket).
+pub(crate) const STARTUP: Duration = Duration::from_secs(20);
+/// Bound for a first handshake and a first inner round trip.
+pub(crate) const ATTACH: Duration = Duration::from_secs(20);
+/// How often a bounded wait polls.
+pub(crate) const POLL: Duration = Duration::from_millis(200);
+/// Environment variable enabling the long suite (`JVPN_LONG=1`; CI sets it).
+pub(crate) const LONG_ENV: &str = "JVPN_LONG";
+
+/// The testbed for one test, or `None` after printing `skipping: …` (no root, no `ip netns`, a tool
+/// missing). With `JVPN_NETNS_REQUIRE=1` a missing capability fails the test instead.
+pub(crate) fn testbed(name: &str, tools: &[&str]) -> Option<Testbed> {
+    testbed_or_skip(name, tools).expect("namespace tests are required (JVPN_NETNS_REQUIRE=1)")
+}
+
+/// Whether the long suite runs; if not, says so on stderr (visible without `--nocapture`).
+pub(crate) fn long_suite_or_skip(test: &str) -> bool {
+    if std::env::var(LONG_ENV).is_ok_and(|v| v == "1") {
+        return true;
+    }
+    let _ = writeln!(
+        io::stderr(),
+        "skipping (set {LONG_ENV}=1 to run it): {test} is part of the long namespace suite"
+    );
+    false
+}
+
+/// A fresh private directory for keys, sockets, logs and config of one test.
+pub(crate) fn workdir() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("jvpn-e2e-")
+        .tempdir()
+        .expect("a temporary directory");
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700)).expect("chmod 0700");
+    dir
+}
+
+/// A key pair on disk: the secret key file (0600, written by `jvpn genkey -o`) and the public key.
+#[derive(Debug, Clone)]
+pub(crate) struct Keys {
+    pub(crate) secret: PathBuf,
+    pub(crate) public: String,
+}
+
+/// `jvpn genkey -o DIR/NAME.key`, then `jvpn pubkey < DIR/NAME.key`.
+pub(crate) fn genkey(dir: &Path, name: &str) -> Keys {
+    let secret = dir.join(format!("{name}.key"));
+    let out = Command::new(JVPN)
+        .args(["genkey", "-o"])
+        .arg(&secret)
+        .output()
+        .expect("jvpn genkey runs");
+    assert!(out.status.success(), "jvpn genkey: {out:?}");
+    let mode = fs::metadata(&secret).expect("key file").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "a secret key file is private");
+    let out = Command::new(JVPN)
+        .arg("pubkey")
+        .stdin(fs::File::open(&secret).expect("open key file"))
+        .stderr(Stdio::piped())
+        .output()
+        .expect("jvpn pubkey runs");
+    assert!(out.status.success(), "jvpn pubkey: {out:?}");
+    let public = String::from_utf8(out.stdout)
+        .expect("utf-8 public key")
+        .trim()
+        .to_owned();
+    Keys { secret, public }
+}
+
+/// A `jvpn server` or `jvpn connect` running in a namespace, with its control socket and audit log.
+#[derive(Debug, Clone)]
+pub(crate) struct Node {
+    pub(crate) ns: Namespace,
+    pub(crate) process: Process,
+    pub(crate) control: PathBuf,
+    pub(crate) audit: PathBuf,
+}
+
+/// Starts `jvpn server` in `ns`: inner address 10.77.0.1/24, UDP on port 51820 on every address,
+/// one `--peer PUBKEY=ALLOWED` per entry of `peers`. `name` distinguishes its files in `dir`
+/// (a restarted server gets a new name, hence a new control socket and audit log).
+pub(crate) fn start_server(
+    ns: &Namespace,
+    dir: &Path,
+    name: &str,
+    key: &Keys,
+    peers: &[(&Keys, &str)],
+    policy: Policy,
+) -> Node {
+    let control = dir.join(format!("{name}.sock"));
+    let audit = dir.join(format!("{name}.audit.jsonl"));
+    let mut args: Vec<String> = vec![
+        "server".into(),
+        "--key".into(),
+        path_arg(&key.secret),
+        "--address".into(),
+        format!("{SERVER_INNER}/24"),
+        "--listen".into(),
+        format!("udp://0.0.0.0:{PORT}"),
+        "--audit-log".into(),
+        path_arg(&audit),
+        "--control".into(),
+        path_arg(&control),
+    ];
+    for (peer, allowed) in peers {
+        args.push("--peer".into());
+        args.push(format!("{}={allowed}", peer.public));
+    }
+    args.extend(policy.args(dir, name));
+    let process = ns
+        .spawn_with_env(JVPN, &args, &[("RUST_LOG", "info")])
+        .expect("jvpn server starts");
+    let node = Node {
+        ns: ns.clone(),
+        process,
+        control,
+        audit,
+    };
+    node.wait_status(STARTUP, "the server's control socket to answer", |_| true);
+    node
+}
+
+/// Starts `jvpn connect` in `ns` towards the server's outer address `server`, with the inner
+/// address `address` (e.g. `10.77.0.2/32`).
+pub(crate) fn start_client(
+    ns: &Namespace,
+    dir: &Path,
+    name: &str,
+    key: &Keys,
+    server_key: &Keys,
+    address: &str,
+    server: Ipv4Addr,
+    policy: Policy,
+) -> Node {
+    let control = dir.join(format!("{name}.sock"));
+    let audit = dir.join(format!("{name}.audit.jsonl"));
+    let mut args: Vec<String> = vec![
+        "connect".into(),
+        "--key".into(),
+        path_arg(&key.secret),
+        "--server-key".into(),
+        server_key.public.clone(),
+        "--address".into(),
+        address.into(),
+        "--transports".into(),
+        "udp".into(),
+        "--audit-log".into(),
+        path_arg(&audit),
+        "--control".into(),
+        path_arg(&control),
+    ];
+    args.extend(policy.args(dir, name));
+    args.push(format!("{server}:{PORT}"));
+    let process = ns
+        .spawn_with_env(JVPN, &args, &[("RUST_LOG", "info")])
+        .expect("jvpn connect starts");
+    Node {
+        ns: ns.clone(),
+        process,
+        control,
+        audit,
+    }
+}
+
+/// Timers of the tests' policy: a dead path is noticed within a few seconds instead of the default
+/// 25 s, so the restart scenario stays short. Written as a `-c` config file's `[policy]` table.
+const FAST_POLICY: &str = "[policy]\n\
+    keepalive_interval_ms = 1000\n\
+    dead_after_ms = 4000\n\
+    handshake_retry_ms = 1000\n\
+    probe_interval_ms = 500\n";
+
+/// Which session policy a node runs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Policy {
+    /// The built-in defaults (what a user gets).
+    Default,
+    /// [`FAST_POLICY`], through a `-c` config file.
+    Fast,
+}
+
+impl Policy {
+    fn args(self, dir: &Path, name: &str) -> Vec<String> {
+        match self {
+            Policy::Default => Vec::new(),
+            Policy::Fast => {
+                let file = dir.join(format!("{name}.toml"));
+                fs::write(&file, FAST_POLICY).expect("write the config file");
+                vec!["-c".into(), path_arg(&file)]
+            }
+        }
+    }
+}
+
+fn path_arg(path: &Path) -> String {
+    path.to_str().expect("temporary paths are UTF-8").to_owned()
+}
+
+impl Node {
+    /// `jvpn status --json --control SOCKET`, parsed; `None` while it does not answer.
+    pub(crate) fn status(&self) -> Option<Value> {
+        let out = self
+            .ns
+            .exec(
+                JVPN,
+                &[
+                    "status",
+                    "--json",
+                    "--control",
+                    self.control.to_str().expect("UTF-8 socket path"),
+                ],
+            )
+            .ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
+    /// Polls the status until `accept` holds, at most `timeout`; panics naming `what` and showing the
+    /// last status otherwise. Also panics at once if the process has exited.
+    pub(crate) fn wait_status(
+        &self,
+        timeout: Duration,
+        what: &str,
+        accept: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let mut last = None;
+        let waited = wait_for(timeout, POLL, what, || {
+            if let Ok(Some(exit)) = self.process.try_wait() {
+                panic!(
+                    "`{}` exited ({exit}) while waiting for {what}:\n{}",
+                    self.process.command(),
+                    self.process.stderr_text()
+                );
+            }
+            let status = self.status()?;
+            let ok = accept(&status);
+            last = Some(status.clone());
+            ok.then_some(status)
+        });
+        match waited {
+            Ok(status) => status,
+            Err(e) => panic!("{e}; last status: {last:#?}"),
+        }
+    }
+
+    /// Waits until the client's session is ATTACHED, then until `peer_inner` answers a ping through
+    /// the tunnel. Returns the status seen once attached.
+    pub(crate) fn wait_ready(&self, peer_inner: Ipv4Addr) -> Value {
+        let status = self.wait_status(ATTACH, "the session to be ATTACHED", |s| {
+            session_state(s) == Some("ATTACHED")
+        });
+        wait_ping(&self.ns, peer_inner, ATTACH);
+        status
+    }
+
+    /// The audit log's records, each line parsed as JSON (panics on a line that is not JSON).
+    pub(crate) fn audit_records(&self) -> Vec<Value> {
+        let text = fs::read_to_string(&self.audit).unwrap_or_default();
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                serde_json::from_str(l)
+                    .unwrap_or_else(|e| panic!("audit line is not JSON ({e}): {l}"))
+            })
+            .collect()
+    }
+}
+
+/// The state of the status's first session, if it has one.
+pub(crate) fn session_state(status: &Value) -> Option<&str> {
+    status["sessions"].get(0)?["state"].as_str()
+}
+
+/// The session id of the status's first session, if known.
+pub(crate) fn session_id(status: &Value) -> Option<String> {
+    status["sessions"].get(0)?["session_id"]
+        .as_str()
+        .map(str::to_owned)
+}
+
+/// The TUN device's name from a status.
+pub(crate) fn tun_name(status: &Value) -> String {
+    status["tun"]["name"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the status names its TUN device: {status:#}"))
+        .to_owned()
+}
+
+/// Pings `addr` from `ns` until it answers, at most `timeout`.
+pub(crate) fn wait_ping(ns: &Namespace, addr: Ipv4Addr, timeout: Duration) {
+    let what = format!("{addr} to answer a ping from {}", ns.role());
+    wait_for(timeout, POLL, &what, || {
+        ns.ping(addr.into()).ok().filter(|ok| *ok).map(drop)
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// `ping -c COUNT -i 0.2 -W 2 ADDR` in `ns`: whether every echo was answered.
+pub(crate) fn ping_all(ns: &Namespace, addr: Ipv4Addr, count: u32) -> bool {
+    let out = ns
+        .exec_timeout(
+            "ping",
+            &[
+                "-n",
+                "-q",
+                "-c",
+                &count.to_string(),
+                "-i",
+                "0.2",
+                "-W",
+                "2",
+                &addr.to_string(),
+            ],
+            Duration::from_secs(u64::from(count) + 10),
+        )
+        .expect("ping runs");
+    out.status.success()
+}
+
+/// Sends `count` pings from `ns` to `addr` and ignores whether they are answered.
+pub(crate) fn ping_and_ignore(ns: &Namespace, addr: Ipv4Addr, count: u32) {
+    let _ = ping_all(ns, addr, count);
+}
+
+/// A packet counter of `dev` in `ns` (`rx_packets`, `tx_packets`, …) from sysfs.
+pub(crate) fn link_counter(ns: &Namespace, dev: &str, counter: &str) -> u64 {
+    let file = format!("/sys/class/net/{dev}/statistics/{counter}");
+    let out = ns.exec_ok("cat", &[&file]).expect("read a link counter");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("a counter is a number")
+}
+
+/// Whether a link named `dev` exists in `ns`.
+pub(crate) fn link_exists(ns: &Namespace, dev: &str) -> bool {
+    ns.exec("ip", &["link", "show", "dev", dev])
+        .is_ok_and(|out| out.status.success())
+}
+
+/// A client and a server namespace joined by one veth path (client side A `10.201.1.1`, server side B
+/// `10.201.1.2`).
+pub(crate) fn client_and_server(tb: &Testbed) -> (Namespace, Namespace, VethPath) {
+    let client = tb.add_namespace("client").expect("client namespace");
+    let server = tb.add_namespace("server").expect("server namespace");
+    let path = tb.link(&client, &server).expect("a veth path");
+    (client, server, path)
+}
+
+/// What one end of a transfer saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Digest {
+    pub(crate) bytes: u64,
+    pub(crate) sha256: String,
+}
+
+/// Streams `bytes` bytes of seeded pseudo-random data over TCP from namespace `from` to
+/// `to_addr:port` (a listener bound in namespace `to`); returns what the sender sent and what the
+/// receiver received. The whole transfer is bounded by `timeout`.
+pub(crate) fn transfer(
+    from: &Namespace,
+    to: &Namespace,
+    to_addr: Ipv4Addr,
+    port: u16,
+    bytes: u64,
+    seed: u64,
+    timeout: Duration,
+) -> (Digest, Digest) {
+    let target = SocketAddr::from((to_addr, port));
+    let listener = to
+        .run_in(STARTUP, move || TcpListener::bind(target))
+        .expect("enter the receiver's namespace")
+        .expect("bind the receiver");
+    let deadline = Deadline::after(timeout);
+    let receiver = std::thread::spawn(move || receive(&listener, deadline));
+    let sent = from
+        .run_in(timeout, move || send(target, bytes, seed, deadline))
+        .expect("the sender finishes in time")
+        .expect("the sender streams every byte");
+    let received = receiver
+        .join()
+        .expect("the receiver thread does not panic")
+        .expect("the receiver reads to the end");
+    (sent, received)
+}
+
+const CHUNK: usize = 64 * 1024;
+/// Bound of one blocking socket call; the deadline bounds the whole transfer.
+const SOCKET_STEP: Duration = Duration::from_secs(10);
+
+fn receive(listener: &TcpListener, deadline: Deadline) -> io::Result<Digest> {
+    listener.set_nonblocking(true)?;
+    let mut stream = loop {
+        match listener.accept() {
+            Ok((stream, _)) => break stream,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && !deadline.expired() => {
+                deadline.sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(SOCKET_STEP))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; CHUNK];
+    let mut total = 0_u64;
+    loop {
+        if deadline.expired() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        total += n as u64;
+    }
+    Ok(Digest {
+        bytes: total,
+        sha256: hex(&hasher.finalize()),
+    })
+}
+
+fn send(to: SocketAddr, bytes: u64, seed: u64, deadline: Deadline) -> io::Result<Digest> {
+    let mut stream = TcpStream::connect_timeout(&to, SOCKET_STEP)?;
+    stream.set_write_timeout(Some(SOCKET_STEP))?;
+    stream.set_read_timeout(Some(SOCKET_STEP))?;
+    let mut source = SplitMix(seed);
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; CHUNK];
+    let mut left = bytes;
+    while left > 0 {
+        if deadline.expired() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        let n = usize::try_from(left).map_or(CHUNK, |l| l.min(CHUNK));
+        source.fill(&mut buf[..n]);
+        stream.write_all(&buf[..n])?;
+        hasher.update(&buf[..n]);
+        left -= n as u64;
+    }
+    stream.shutdown(Shutdown::Write)?;
+    // The receiver closes once it has read everything: "sent" then means "received".
+    let _ = stream.read(&mut buf)?;
+    Ok(Digest {
+        bytes,
+        sha256: hex(&hasher.finalize()),
+    })
+}
+
+/// Deterministic bytes from a seed (splitmix64), the same generator as `jvpn-xfer`.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn fill(&mut self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            chunk.copy_from_slice(&z.to_le_bytes()[..chunk.len()]);
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
