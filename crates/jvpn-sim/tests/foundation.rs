@@ -311,10 +311,17 @@ fn lossy_run(seed: Seed) -> TraceHash {
         "client->server delivered {} < {floor}",
         sim.to_server.delivered()
     );
-    // The server application sends only to a session its client has spoken on, so all of it
-    // goes to the session that lived; the bound is over what that session was given anyway.
+    // The endpoint holds a session's data until its client confirms the keys, so a session
+    // superseded after a lost handshake response takes at most its queue with it (IP is best
+    // effort; the inner TCP retransmits). Everything else went to the session that lived.
     let fed_live = server.fed_to(handle);
-    assert_eq!(fed_live, setup.count, "everything went to the live session");
+    let queue = jvpn_session::Policy::default().send_queue_packets as u32;
+    let superseded = server.histories().len().saturating_sub(1) as u32;
+    assert!(
+        fed_live + superseded * queue >= setup.count,
+        "{} datagrams went to {superseded} superseded session(s); at most {queue} each may",
+        setup.count - fed_live
+    );
     let floor_down = delivery_floor(fed_live, setup.loss);
     assert!(
         sim.to_client.delivered() >= floor_down,

@@ -52,6 +52,9 @@ impl Session {
         if slot == Slot::Next {
             self.confirm_next_keys(now);
         }
+        if let RoleState::Server(server) = &mut self.role {
+            server.keys_confirmed = true;
+        }
         match ty {
             MessageType::Control => self.handle_control(&buf[range], now),
             _ => {
@@ -152,6 +155,12 @@ impl Session {
     /// The bound path, if the current send key may seal one more frame now.
     fn sendable_path(&mut self, now: Instant) -> Option<PathId> {
         let path = self.sm.binding()?.path?;
+        if let RoleState::Server(server) = &self.role
+            && !server.keys_confirmed
+        {
+            // Queued data waits for the client's first frame under these keys.
+            return None;
+        }
         let limits = self.limits;
         let key = self.keys.current.as_ref()?;
         let too_old = now >= key.created + limits.reject_after;

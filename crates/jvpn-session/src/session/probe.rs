@@ -49,8 +49,11 @@ impl Session {
             return None;
         }
         let seq = self.probes.start(now);
-        let sent_micros = u64::try_from(now.saturating_duration_since(self.clock.instant).as_micros())
-            .unwrap_or(u64::MAX);
+        let sent_micros = u64::try_from(
+            now.saturating_duration_since(self.clock.instant)
+                .as_micros(),
+        )
+        .unwrap_or(u64::MAX);
         self.control_out
             .push_back(ControlMessage::Probe { seq, sent_micros });
         Some(seq)
@@ -68,7 +71,10 @@ mod tests {
     use super::*;
 
     fn base() -> Instant {
-        #[expect(clippy::disallowed_methods, reason = "tests need one real instant as a base")]
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "tests need one real instant as a base"
+        )]
         Instant::now()
     }
 

@@ -13,6 +13,11 @@ use crate::{ClockAnchor, PathId, Policy, Reason, State, TimerKind};
 pub(crate) struct ServerRole {
     /// A RekeyRequest was sent for the current send key.
     pub(crate) rekey_requested: bool,
+    /// The client has proven it holds the current keys (a frame opened under them). Until
+    /// then the server queues data instead of sending it: if the handshake response was lost,
+    /// the client will start over and anything sent under these keys would be lost with them
+    /// (WireGuard's responder waits for the initiator's first packet for the same reason).
+    pub(crate) keys_confirmed: bool,
 }
 
 /// How the endpoint answers a valid resume (`resume: Some(id)`) of a live session.
@@ -122,6 +127,7 @@ impl Session {
                 self.keys.install(keys, None);
                 if let RoleState::Server(server) = &mut self.role {
                     server.rekey_requested = false;
+                    server.keys_confirmed = false;
                 }
                 self.timers.stop(TimerKind::RecoveryDeadline);
                 self.path = path;

@@ -231,3 +231,37 @@ fn a_session_without_a_binding_cannot_probe() {
     let mut h = Harness::new();
     assert_eq!(h.client.probe(h.now), None);
 }
+
+#[test]
+fn the_server_holds_data_until_the_client_proves_it_has_the_keys() {
+    let mut h = Harness::new();
+    let mut buf = Vec::new();
+    let init = h
+        .client
+        .poll_transmit(h.now, &mut buf)
+        .expect("the init is queued");
+    let mut init = buf[..init.len].to_vec();
+    h.deliver_to_server(&mut init);
+    let (handle, _) = h.server_session();
+
+    h.server.send(handle, &packet(1, 100), h.now).unwrap();
+    let mut out = Vec::new();
+    while let Some(t) = h.server.poll_transmit(h.now, &mut buf) {
+        out.push(buf[..t.len].to_vec());
+    }
+
+    assert_eq!(
+        out.len(),
+        1,
+        "only the handshake response leaves before confirmation"
+    );
+    assert_eq!(
+        jvpn_wire::peek_type(&out[0]).unwrap(),
+        jvpn_wire::MessageType::HandshakeResp
+    );
+    // The response arrives; the client's first frame confirms the keys and the data follows.
+    h.deliver_to_client(&mut out[0]);
+    h.pump();
+    assert_eq!(h.client_received, vec![packet(1, 100)]);
+    h.assert_no_violations();
+}

@@ -95,15 +95,14 @@ impl ServerNode {
         }
     }
 
-    /// The newest bound session whose client has sent an inner packet on it. The endpoint
-    /// marks a session ATTACHED as soon as it answers the handshake, before the client proves
-    /// it received the answer; if that answer is lost the client retries, the session is
-    /// superseded, and anything sent to it is lost. Like WireGuard's responder (which waits for
-    /// the initiator's first transport packet), this application waits for key confirmation.
+    /// The newest bound session. The endpoint itself holds a session's data until the client
+    /// proves it has the keys (its first frame under them), so feeding a session whose
+    /// handshake response was lost costs at most the queued packets, never a stream of sends
+    /// into the void.
     fn feed_target(&self) -> Option<SessionHandle> {
         self.endpoint
             .sessions()
-            .filter(|(_, s)| s.state().is_bound() && s.stats().packets_in > 0)
+            .filter(|(_, s)| s.state().is_bound())
             .map(|(h, _)| h)
             .last()
     }
