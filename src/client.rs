@@ -306,6 +306,7 @@ impl ClientDriver {
         let mut rx = vec![0u8; driver::MAX_DATAGRAM];
         let mut local_buf = vec![0u8; driver::MAX_DATAGRAM];
         let mut tx = Vec::with_capacity(driver::MAX_DATAGRAM);
+        let mut alarm = driver::Alarm::new();
         let mut close_waiters: Vec<oneshot::Sender<()>> = Vec::new();
         let mut closing = false;
         loop {
@@ -316,7 +317,7 @@ impl ClientDriver {
                 }
                 break;
             }
-            let deadline = self.session.poll_timeout();
+            alarm.arm(self.session.poll_timeout());
             tokio::select! {
                 received = self.link.recv(&mut rx) => match received {
                     Ok(len) => {
@@ -367,7 +368,7 @@ impl ClientDriver {
                 Some(reply) = self.status.recv() => {
                     let _ = reply.send(self.tunnel_status());
                 }
-                () = driver::sleep_until(deadline) => {
+                () = alarm.fired() => {
                     self.session.handle_timeout(clock::now());
                 }
             }

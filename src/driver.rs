@@ -36,11 +36,40 @@ pub(crate) fn rng() -> Box<dyn SessionRng> {
     Box::new(rand_chacha::ChaCha20Rng::from_os_rng())
 }
 
-/// Sleeps until `deadline`, or forever when there is none.
-pub(crate) async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
-        None => std::future::pending().await,
+/// The driver's one timer. Re-armed only when the core's deadline changes, so the per-packet
+/// loop does not register a new timer on every turn.
+#[derive(Debug)]
+pub(crate) struct Alarm {
+    sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
+    armed: Option<Instant>,
+}
+
+impl Alarm {
+    pub(crate) fn new() -> Self {
+        Self {
+            sleep: Box::pin(tokio::time::sleep(std::time::Duration::from_secs(86_400))),
+            armed: None,
+        }
+    }
+
+    /// Arms the alarm for `deadline` (`None`: never).
+    pub(crate) fn arm(&mut self, deadline: Option<Instant>) {
+        if deadline != self.armed {
+            if let Some(at) = deadline {
+                self.sleep.as_mut().reset(at.into());
+            }
+            self.armed = deadline;
+        }
+    }
+
+    /// Resolves at the armed deadline; pending forever when disarmed.
+    pub(crate) async fn fired(&mut self) {
+        if self.armed.is_none() {
+            std::future::pending::<()>().await;
+        }
+        self.sleep.as_mut().await;
+        // A fired deadline is spent: the next `arm` re-arms even for the same instant.
+        self.armed = None;
     }
 }
 

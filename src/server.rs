@@ -353,6 +353,7 @@ impl ServerLocal {
 impl ServerDriver {
     async fn run(mut self) {
         let mut tx = Vec::with_capacity(driver::MAX_DATAGRAM);
+        let mut alarm = driver::Alarm::new();
         let mut local_buf = vec![0u8; driver::MAX_DATAGRAM];
         let mut shutdown: Option<oneshot::Sender<()>> = None;
         loop {
@@ -360,7 +361,7 @@ impl ServerDriver {
             if shutdown.is_some() && self.endpoint.sessions().next().is_none() {
                 break;
             }
-            let deadline = self.endpoint.poll_timeout();
+            alarm.arm(self.endpoint.poll_timeout());
             tokio::select! {
                 datagram = self.datagrams.recv() => match datagram {
                     Some((index, remote, mut buf, len)) => {
@@ -384,7 +385,7 @@ impl ServerDriver {
                     Some(command) => self.on_command(command, &mut shutdown),
                     None => self.close_all(),
                 },
-                () = driver::sleep_until(deadline) => {
+                () = alarm.fired() => {
                     self.endpoint.handle_timeout(clock::now());
                 }
             }

@@ -189,10 +189,7 @@ fn default_socket_is_under_run_for_root_and_the_runtime_dir_otherwise() {
         default_socket_for(Role::Client, Some(1000), Some(run)),
         PathBuf::from("/run/user/1000/jvpn-client.sock")
     );
-    assert!(
-        default_socket_for(Role::Client, Some(1000), None)
-            .ends_with("jvpn-1000-client.sock")
-    );
+    assert!(default_socket_for(Role::Client, Some(1000), None).ends_with("jvpn-1000-client.sock"));
 }
 
 #[test]

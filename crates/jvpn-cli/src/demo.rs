@@ -4,7 +4,7 @@
 //! second, and the client's audit trail at the end. Everything is removed on exit, on Ctrl-C and on
 //! SIGTERM (namespaces, veths, TUN devices, processes, keys).
 //!
-//! It needs root: namespaces, veth pairs and TUN devices need CAP_SYS_ADMIN and CAP_NET_ADMIN.
+//! It needs root: namespaces, veth pairs and TUN devices need `CAP_SYS_ADMIN` and `CAP_NET_ADMIN`.
 //! The second path carries nothing yet: with only the UDP transport the session stays on the first;
 //! it is there for the transports that can jump (QUIC, WSS).
 
@@ -267,7 +267,7 @@ fn start(ns: &Namespace, exe: &str, dir: &Path, role: &str, args: &[&str]) -> Re
         "--control".to_owned(),
         path_str(&control)?,
     ]);
-    say(&format!("{role}: ip netns exec {} jvpn {}", ns.name(), redact_line(&all)));
+    say(&format!("{role}: ip netns exec {} jvpn {}", ns.name(), shown_line(dir, &all)));
     let process = ns
         .spawn_with_env(exe, &all, &[("RUST_LOG", "info")])
         .map_err(|e| e.to_string())?;
@@ -279,12 +279,13 @@ fn start(ns: &Namespace, exe: &str, dir: &Path, role: &str, args: &[&str]) -> Re
     })
 }
 
-/// The command line as shown to the user, the temporary directory shortened.
-fn redact_line(args: &[String]) -> String {
+/// The command line as shown to the user, the temporary directory shortened to `$DIR`.
+fn shown_line(dir: &Path, args: &[String]) -> String {
+    let dir = dir.to_string_lossy();
     args.iter()
-        .map(|a| match a.rsplit_once('/') {
-            Some((_, file)) if a.starts_with('/') => format!("$DIR/{file}"),
-            _ => a.clone(),
+        .map(|a| match a.strip_prefix(dir.as_ref()) {
+            Some(file) => format!("$DIR{file}"),
+            None => a.clone(),
         })
         .collect::<Vec<_>>()
         .join(" ")

@@ -30,6 +30,16 @@ pub(crate) enum RunError {
     /// The control socket could not be served or asked.
     #[error(transparent)]
     Control(#[from] ControlError),
+    /// `jvpn status` found no running jvpn on any default socket.
+    #[error(
+        "no jvpn running at {}: start one with `jvpn connect` or `jvpn server`, or pass --control \
+         with its socket",
+        .tried.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" or ")
+    )]
+    NotRunning {
+        /// The sockets tried.
+        tried: Vec<std::path::PathBuf>,
+    },
     /// The signal handlers could not be installed.
     #[error("cannot install the SIGINT/SIGTERM handlers: {0}")]
     Signal(std::io::Error),

@@ -18,12 +18,8 @@ pub(crate) async fn run(args: StatusArgs) -> Result<(), RunError> {
         None => query_default().await?,
     };
     let text = if args.json {
-        serde_json::to_string_pretty(&status)
-            .map_err(|e| RunError::Control(ControlError::Protocol {
-                path: PathBuf::new(),
-                why: e.to_string(),
-            }))?
-            + "\n"
+        // Plain strings and numbers: serializing cannot fail.
+        serde_json::to_string_pretty(&status).unwrap_or_default() + "\n"
     } else {
         render::human(&status)
     };
@@ -34,7 +30,7 @@ pub(crate) async fn run(args: StatusArgs) -> Result<(), RunError> {
 }
 
 /// Tries the default sockets: the client's, then the server's; as a user, also root's.
-async fn query_default() -> Result<TunnelStatus, ControlError> {
+async fn query_default() -> Result<TunnelStatus, RunError> {
     let mut candidates = vec![
         control::default_socket(Role::Client),
         control::default_socket(Role::Server),
@@ -45,18 +41,14 @@ async fn query_default() -> Result<TunnelStatus, ControlError> {
             candidates.push(system);
         }
     }
-    let mut first_error = None;
     for path in &candidates {
         match control::query_status(path).await {
             Ok(status) => return Ok(status),
             // Nothing there: try the next one.
             Err(ControlError::NotRunning { .. }) => {}
             // Something there that did not answer well: that is the one to report.
-            Err(error) => return Err(error),
+            Err(error) => return Err(error.into()),
         }
-        first_error.get_or_insert(ControlError::NotRunning { path: path.clone() });
     }
-    Err(first_error.unwrap_or(ControlError::NotRunning {
-        path: control::default_socket(Role::Client),
-    }))
+    Err(RunError::NotRunning { tried: candidates })
 }

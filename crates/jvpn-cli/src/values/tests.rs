@@ -1,0 +1,105 @@
+use super::*;
+
+fn key_text(byte: u8) -> String {
+    PublicKey::from_bytes([byte; 32]).to_base64()
+}
+
+#[test]
+fn peer_splits_at_the_last_equals_sign_so_key_padding_survives() {
+    let text = format!("{}=10.77.0.2/32,fd77::2/128", key_text(7));
+
+    let peer = peer(&text).unwrap();
+
+    assert_eq!(peer.public_key, PublicKey::from_bytes([7; 32]));
+    let ips: Vec<String> = peer.allowed_ips.iter().map(ToString::to_string).collect();
+    assert_eq!(ips, ["10.77.0.2/32", "fd77::2/128"]);
+}
+
+#[test]
+fn peer_without_equals_sign_explains_the_form() {
+    let error = peer("nonsense").unwrap_err();
+
+    assert!(matches!(error, ValueError::PeerForm { .. }));
+    assert!(error.to_string().contains("PUBKEY=ALLOWED_IPS"));
+}
+
+#[test]
+fn peer_without_allowed_ips_is_refused() {
+    let error = peer(&format!("{}=", key_text(1))).unwrap_err();
+
+    assert!(matches!(error, ValueError::PeerNoAllowedIps { .. }));
+}
+
+#[test]
+fn peer_with_a_bad_key_or_prefix_says_which() {
+    let bad_key = peer("abc=10.77.0.2/32").unwrap_err();
+    let bad_ip = peer(&format!("{}=10.77.0.300/32", key_text(1))).unwrap_err();
+
+    assert!(bad_key.to_string().contains("not a public key"), "{bad_key}");
+    assert!(bad_ip.to_string().contains("10.77.0.300"), "{bad_ip}");
+}
+
+#[test]
+fn listen_accepts_a_url_or_a_bare_udp_address() {
+    assert_eq!(
+        listen("udp://0.0.0.0:51820").unwrap().to_string(),
+        "udp://0.0.0.0:51820"
+    );
+    assert_eq!(listen("127.0.0.1:4000").unwrap().to_string(), "udp://127.0.0.1:4000");
+    assert_eq!(listen("::").unwrap().to_string(), "udp://[::]:51820");
+}
+
+#[test]
+fn listen_on_an_unbuilt_transport_is_refused() {
+    let error = listen("quic://0.0.0.0:443").unwrap_err();
+
+    assert!(error.to_string().contains("not built yet in this version"), "{error}");
+}
+
+#[test]
+fn server_host_takes_every_documented_form() {
+    let udp = [TransportName::Udp];
+    let cases = [
+        ("vpn.example.com", None, None, "udp://vpn.example.com:51820"),
+        ("vpn.example.com:4000", None, None, "udp://vpn.example.com:4000"),
+        ("vpn.example.com", Some(&udp[..]), Some(4000), "udp://vpn.example.com:4000"),
+        ("10.0.0.1", None, Some(9), "udp://10.0.0.1:9"),
+        ("fd00::1", None, None, "udp://[fd00::1]:51820"),
+        ("[fd00::1]:7", None, None, "udp://[fd00::1]:7"),
+        ("udp://10.0.0.1:5", Some(&udp[..]), None, "udp://10.0.0.1:5"),
+    ];
+    for (host, transports, port, want) in cases {
+        let url = server_url(host, transports, port).unwrap();
+        assert_eq!(url.to_string(), want, "{host}");
+    }
+}
+
+#[test]
+fn server_host_refuses_two_different_ports() {
+    let error = server_url("vpn.example.com:4000", None, Some(5000)).unwrap_err();
+
+    assert!(matches!(error, ValueError::PortTwice { .. }));
+}
+
+#[test]
+fn choosing_quic_or_wss_says_it_is_not_built_yet() {
+    let quic = server_url("vpn.example.com", Some(&[TransportName::Quic]), None).unwrap_err();
+    let wss_url = server_url("wss://vpn.example.com/jvpn", None, None).unwrap_err();
+
+    assert!(quic.to_string().contains("quic transport is not built yet"), "{quic}");
+    assert!(wss_url.to_string().contains("wss transport is not built yet"), "{wss_url}");
+}
+
+#[test]
+fn a_url_scheme_outside_the_transport_list_is_refused() {
+    let error = server_url("udp://h:1", Some(&[TransportName::Quic]), None).unwrap_err();
+
+    assert!(matches!(error, ValueError::SchemeNotListed { .. }));
+}
+
+#[test]
+fn transport_names_parse_case_insensitively_and_refuse_others() {
+    assert_eq!(TransportName::parse("UDP"), Ok(TransportName::Udp));
+    let error = TransportName::parse("carrier-pigeon").unwrap_err();
+    assert!(error.contains("unknown transport `carrier-pigeon`"));
+}
