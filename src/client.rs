@@ -422,7 +422,13 @@ impl ClientDriver {
                 }
             }
             let mut probed = false;
-            while let Some(event) = self.session.poll_event() {
+            while let Some(mut event) = self.session.poll_event() {
+                if let Event::Transition(record) = &mut event {
+                    // The core names paths, not transports; the audit line says which.
+                    record
+                        .transport
+                        .get_or_insert_with(|| self.info.kind.to_string());
+                }
                 match &event {
                     Event::Transition(record) => {
                         tracing::info!(

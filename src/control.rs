@@ -270,6 +270,15 @@ pub async fn serve(path: &Path, source: StatusSource) -> Result<ControlServer, C
     })
 }
 
+/// Checks, before a tunnel starts, that [`serve`] will be able to use `path`: no live jvpn
+/// answers there and no other kind of file is in the way. A stale socket is removed.
+///
+/// # Errors
+/// [`ControlError::InUse`], [`ControlError::NotASocket`] or [`ControlError::Bind`].
+pub async fn check_free(path: &Path) -> Result<(), ControlError> {
+    remove_if_stale(path).await
+}
+
 /// Asks the jvpn serving `path` for its status.
 ///
 /// # Errors

@@ -550,8 +550,17 @@ impl ServerDriver {
                 tracing::debug!(%error, ?remote, "listener send error");
             }
         }
-        while let Some((handle, event)) = self.endpoint.poll_event() {
+        while let Some((handle, mut event)) = self.endpoint.poll_event() {
             let session = self.endpoint.session(handle);
+            if let Event::Transition(record) = &mut event
+                && record.transport.is_none()
+            {
+                // The core names paths, not transports; the audit line says which.
+                record.transport = record
+                    .path
+                    .and_then(|p| self.link_info(p))
+                    .map(|info| info.kind.to_string());
+            }
             let peer = session.map(|s| *s.peer_static());
             if let Event::Transition(record) = &event {
                 tracing::info!(

@@ -29,10 +29,10 @@ use crate::values::{self, PeerSpec, TransportName};
 )]
 pub(crate) struct Cli {
     /// More log output on stderr (-v debug, -vv trace); RUST_LOG overrides
-    #[arg(short, long, action = ArgAction::Count, global = true)]
+    #[arg(short, long, action = ArgAction::Count, global = true, display_order = 900)]
     pub(crate) verbose: u8,
     /// Less log output on stderr (-q warnings only, -qq errors only)
-    #[arg(short, long, action = ArgAction::Count, global = true, conflicts_with = "verbose")]
+    #[arg(short, long, action = ArgAction::Count, global = true, conflicts_with = "verbose", display_order = 901)]
     pub(crate) quiet: u8,
     #[command(subcommand)]
     pub(crate) command: Command,
@@ -218,7 +218,6 @@ pub(crate) struct StatusArgs {
     #[arg(long, value_name = "SOCKET")]
     pub(crate) control: Option<PathBuf>,
 }
-
 
 /// Arguments of `jvpn genkey`.
 #[derive(Debug, Args)]

@@ -46,7 +46,7 @@ pub(crate) enum ConfigError {
         message: String,
     },
     /// A value is of the right type but not valid (a bad address, key or URL).
-    #[error("{origin}: `{key}`: {why}")]
+    #[error("{}: {why}", origin.name(key))]
     Value {
         /// Where the value came from: the config file or the command line.
         origin: Origin,
@@ -81,6 +81,19 @@ pub(crate) enum Origin {
     Flags,
     /// A config file.
     File(PathBuf),
+}
+
+impl Origin {
+    /// How to name a setting from this origin: `--key` on the command line, `` `key` `` in a
+    /// file (with the file's name).
+    pub(crate) fn name(&self, key: &str) -> String {
+        match self {
+            // The one setting that is a positional argument on the command line.
+            Origin::Flags if key == "server" => "SERVER_HOST".to_owned(),
+            Origin::Flags => format!("--{key}"),
+            Origin::File(path) => format!("config file {}: `{key}`", path.display()),
+        }
+    }
 }
 
 impl fmt::Display for Origin {

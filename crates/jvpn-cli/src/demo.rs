@@ -221,7 +221,9 @@ fn run_tunnel(
     let _ = client.process.signal(Signal::Terminate);
     match client.process.wait_timeout(Duration::from_secs(10)) {
         Ok(status) => say(&format!("client exited: {status}")),
-        Err(err) => say(&format!("client did not exit in time ({err}); it will be killed")),
+        Err(err) => say(&format!(
+            "client did not exit in time ({err}); it will be killed"
+        )),
     }
     print_audit_trail(&client.audit);
     Ok(())
@@ -267,7 +269,11 @@ fn start(ns: &Namespace, exe: &str, dir: &Path, role: &str, args: &[&str]) -> Re
         "--control".to_owned(),
         path_str(&control)?,
     ]);
-    say(&format!("{role}: ip netns exec {} jvpn {}", ns.name(), shown_line(dir, &all)));
+    say(&format!(
+        "{role}: ip netns exec {} jvpn {}",
+        ns.name(),
+        shown_line(dir, &all)
+    ));
     let process = ns
         .spawn_with_env(exe, &all, &[("RUST_LOG", "info")])
         .map_err(|e| e.to_string())?;
@@ -306,7 +312,12 @@ fn status(exe: &str, side: &Side) -> Option<Value> {
 
 /// Waits until the client is ATTACHED and the server answers a ping through the tunnel. `Ok(false)`
 /// when interrupted.
-fn wait_attached(exe: &str, client: &Side, server: &Side, stop: &AtomicBool) -> Result<bool, String> {
+fn wait_attached(
+    exe: &str,
+    client: &Side,
+    server: &Side,
+    stop: &AtomicBool,
+) -> Result<bool, String> {
     say("waiting for the handshake and a first inner round trip …");
     let result = wait_for(ATTACH_TIMEOUT, POLL, "the tunnel to come up", || {
         if stop.load(Ordering::Relaxed) {
@@ -434,7 +445,9 @@ fn human_line(
         return format!("[{second:>3}s] client: no status");
     };
     let bytes_out = session["bytes_out"].as_u64().unwrap_or(0);
-    let rate = last_out.map_or(0.0, |prev| bytes_out.saturating_sub(prev) as f64 * 8.0 / 1e6);
+    let rate = last_out.map_or(0.0, |prev| {
+        bytes_out.saturating_sub(prev) as f64 * 8.0 / 1e6
+    });
     *last_out = Some(bytes_out);
     let remote = session["remote"].as_str().unwrap_or("-");
     let rtt = session["candidates"]

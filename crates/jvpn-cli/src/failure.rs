@@ -8,7 +8,7 @@ use jvpn::control::ControlError;
 use jvpn::keyfile::KeyFileError;
 use jvpn::tunnel::TunnelError;
 
-use crate::config::ConfigError;
+use crate::config::{ConfigError, Origin};
 
 /// Exit code of a runtime failure (permissions, network, key files, a session that ended).
 pub(crate) const EXIT_RUNTIME: u8 = 1;
@@ -74,7 +74,13 @@ impl RunError {
     /// Extra advice printed after the error.
     pub(crate) fn hints(&self) -> Vec<&'static str> {
         match self {
-            RunError::Config(ConfigError::Parse { .. } | ConfigError::Value { .. }) => {
+            RunError::Config(
+                ConfigError::Parse { .. }
+                | ConfigError::Value {
+                    origin: Origin::File(_),
+                    ..
+                },
+            ) => {
                 vec!["`jvpn server --help` and `jvpn connect --help` list the config keys"]
             }
             RunError::Ended { .. } => vec![

@@ -3,6 +3,8 @@
 //!
 //! No secret reaches the log: keys are never passed to a log call, and their `Debug` is redacted.
 
+use std::io::IsTerminal as _;
+
 use tracing_subscriber::EnvFilter;
 
 /// The log level named by the `-v` / `-q` counts.
@@ -26,6 +28,8 @@ pub(crate) fn init(verbose: u8, quiet: u8) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes only for a terminal, not in a log file or a journal.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .try_init();
 }

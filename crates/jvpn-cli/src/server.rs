@@ -46,6 +46,8 @@ pub(crate) async fn run(args: ServerArgs) -> Result<(), RunError> {
         audit_log: shared.audit_log,
     };
 
+    // Fail before creating the TUN device if another jvpn holds the control socket.
+    control::check_free(&socket).await?;
     let tunnel = ServerTunnel::start(config, jvpn::udp()).await?;
     let control = match control::serve(&socket, tunnel.status_source()).await {
         Ok(control) => control,

@@ -60,7 +60,10 @@ pub(crate) fn server(
     args: &ServerArgs,
     file: Option<&Loaded<ServerFile>>,
 ) -> Result<ServerSettings, ConfigError> {
-    let key = key_path(&args.common, file.and_then(|f| f.file.key.as_ref().map(|k| f.resolve(k))))?;
+    let key = key_path(
+        &args.common,
+        file.and_then(|f| f.file.key.as_ref().map(|k| f.resolve(k))),
+    )?;
     let addresses = addresses(&args.common, file.map(|f| (f, f.file.address.as_ref())))?;
     let listen = if !args.listen.is_empty() {
         args.listen.clone()
@@ -108,10 +111,16 @@ pub(crate) fn client(
     args: &ConnectArgs,
     file: Option<&Loaded<ConnectFile>>,
 ) -> Result<ClientSettings, ConfigError> {
-    let key = key_path(&args.common, file.and_then(|f| f.file.key.as_ref().map(|k| f.resolve(k))))?;
+    let key = key_path(
+        &args.common,
+        file.and_then(|f| f.file.key.as_ref().map(|k| f.resolve(k))),
+    )?;
     let addresses = addresses(&args.common, file.map(|f| (f, f.file.address.as_ref())))?;
 
-    let server_key = match (&args.server_key, file.and_then(|f| f.file.server_key.as_ref().map(|k| (f, k)))) {
+    let server_key = match (
+        &args.server_key,
+        file.and_then(|f| f.file.server_key.as_ref().map(|k| (f, k))),
+    ) {
         (Some(text), _) => server_key(text, Origin::Flags, None)?,
         (None, Some((f, text))) => server_key(text, f.origin(), Some(f))?,
         (None, None) => {
@@ -134,9 +143,7 @@ pub(crate) fn client(
     let (transports, transports_origin) = if !args.transports.is_empty() {
         (Some(args.transports.clone()), Origin::Flags)
     } else if let Some((f, list)) = file.and_then(|f| f.file.transports.as_ref().map(|l| (f, l))) {
-        let names = parse_items(f, "transports", list, true, |t| {
-            TransportName::parse(t)
-        })?;
+        let names = parse_items(f, "transports", list, true, TransportName::parse)?;
         (Some(names), f.origin())
     } else {
         (None, Origin::Flags)
@@ -146,7 +153,10 @@ pub(crate) fn client(
         (None, Some((f, port))) => (Some(port), f.origin()),
         (None, None) => (None, Origin::Flags),
     };
-    let (host, host_origin) = match (&args.server, file.and_then(|f| f.file.server.as_ref().map(|s| (f, s)))) {
+    let (host, host_origin) = match (
+        &args.server,
+        file.and_then(|f| f.file.server.as_ref().map(|s| (f, s))),
+    ) {
         (Some(host), _) => (host.clone(), Origin::Flags),
         (None, Some((f, host))) => (host.clone(), f.origin()),
         (None, None) => {
@@ -160,7 +170,9 @@ pub(crate) fn client(
     let server = values::server_url(&host, transports.as_deref(), port).map_err(|e| {
         // Blame the value the user most likely has to change.
         let (origin, key) = match &e {
-            ValueError::NotBuilt { .. } if transports.is_some() => (transports_origin, "transports"),
+            ValueError::NotBuilt { .. } if transports.is_some() => {
+                (transports_origin, "transports")
+            }
             ValueError::PortTwice { .. } => (port_origin, "port"),
             _ => (host_origin, "server"),
         };
@@ -200,7 +212,14 @@ struct SharedFile {
 
 fn shared(args: &CommonArgs, file: Option<SharedFile>) -> Result<Shared, ConfigError> {
     let (file_origin, audit_log, control, tun, mtu, policy) = match file {
-        Some(f) => (Some(f.origin), f.audit_log, f.control, f.tun, f.mtu, f.policy),
+        Some(f) => (
+            Some(f.origin),
+            f.audit_log,
+            f.control,
+            f.tun,
+            f.mtu,
+            f.policy,
+        ),
         None => (None, None, None, None, None, None),
     };
     let policy_origin = file_origin.unwrap_or(Origin::Flags);

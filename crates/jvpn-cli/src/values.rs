@@ -65,9 +65,7 @@ pub(crate) enum ValueError {
         allowed: String,
     },
     /// The port is given twice with different values.
-    #[error(
-        "the port is given twice ({host} and --port {port}): keep one of them"
-    )]
+    #[error("the port is given twice ({host} and --port {port}): keep one of them")]
     PortTwice {
         /// SERVER_HOST as given.
         host: String,
@@ -107,7 +105,11 @@ pub(crate) fn peer(text: &str) -> Result<PeerSpec, ValueError> {
     let public_key = keyfile::parse_public_key(key)?;
     let allowed_ips = ips
         .split(',')
-        .map(|ip| ip.trim().parse::<IpPrefix>().map_err(ValueError::PeerPrefix))
+        .map(|ip| {
+            ip.trim()
+                .parse::<IpPrefix>()
+                .map_err(ValueError::PeerPrefix)
+        })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(PeerSpec {
         public_key,
@@ -140,12 +142,8 @@ impl TransportName {
 
     /// Parses one name as the command line does (case-insensitive).
     pub(crate) fn parse(text: &str) -> Result<TransportName, String> {
-        <TransportName as clap::ValueEnum>::from_str(text.trim(), true).map_err(|_| {
-            format!(
-                "unknown transport `{}`: use udp, quic or wss",
-                text.trim()
-            )
-        })
+        <TransportName as clap::ValueEnum>::from_str(text.trim(), true)
+            .map_err(|_| format!("unknown transport `{}`: use udp, quic or wss", text.trim()))
     }
 }
 

@@ -35,7 +35,9 @@ pub(crate) enum WaitError {
     #[error("cannot start the background tunnel process: {0}")]
     Spawn(std::io::Error),
     /// The background process exited before the tunnel was ready; its error is printed above.
-    #[error("the tunnel process exited before the tunnel was ready ({status}); see its error above")]
+    #[error(
+        "the tunnel process exited before the tunnel was ready ({status}); see its error above"
+    )]
     Exited {
         /// How it exited.
         status: String,
@@ -181,7 +183,10 @@ async fn stop(child: &mut Child) {
     if let Some(pid) = pid {
         // It may have exited meanwhile; then there is nothing to stop.
         let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-        if tokio::time::timeout(STOP_TIMEOUT, child.wait()).await.is_ok() {
+        if tokio::time::timeout(STOP_TIMEOUT, child.wait())
+            .await
+            .is_ok()
+        {
             return;
         }
     }

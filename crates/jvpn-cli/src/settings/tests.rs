@@ -30,7 +30,10 @@ fn a_config_file_alone_gives_complete_client_settings() {
     let settings = client(&ConnectArgs::default(), Some(&file)).unwrap();
 
     assert_eq!(settings.key, Path::new("/etc/jvpn/client.key"));
-    assert_eq!(settings.server_key, ServerKey::Inline(PublicKey::from_bytes([9; 32])));
+    assert_eq!(
+        settings.server_key,
+        ServerKey::Inline(PublicKey::from_bytes([9; 32]))
+    );
     assert_eq!(settings.server.to_string(), "udp://vpn.example.com:51820");
     assert_eq!(settings.shared.mtu, Some(1300));
 }
@@ -58,11 +61,18 @@ fn allowed_ips_default_to_the_network_around_each_address() {
     args.common.key = Some("k".into());
     args.server_key = Some(key_text(1));
     args.server = Some("h".into());
-    args.common.address = vec!["10.77.0.2/32".parse().unwrap(), "fd77::2/128".parse().unwrap()];
+    args.common.address = vec![
+        "10.77.0.2/32".parse().unwrap(),
+        "fd77::2/128".parse().unwrap(),
+    ];
 
     let settings = client(&args, None).unwrap();
 
-    let allowed: Vec<String> = settings.allowed_ips.iter().map(ToString::to_string).collect();
+    let allowed: Vec<String> = settings
+        .allowed_ips
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     assert_eq!(allowed, ["10.77.0.0/24", "fd77::/64"]);
 }
 
@@ -85,7 +95,10 @@ fn a_bad_value_in_the_file_names_the_file_and_the_key() {
     let error = client(&ConnectArgs::default(), Some(&connect_file(&text))).unwrap_err();
 
     let message = error.to_string();
-    assert!(message.contains("config file /etc/jvpn/client.toml"), "{message}");
+    assert!(
+        message.contains("config file /etc/jvpn/client.toml"),
+        "{message}"
+    );
     assert!(message.contains("`address`"), "{message}");
     assert!(message.contains("10.77.0.300"), "{message}");
 }
@@ -183,7 +196,10 @@ fn unknown_keys_and_wrong_types_are_parse_errors_naming_the_key() {
             .unwrap_err()
             .to_string();
 
-    assert!(unknown.contains("s.toml") && unknown.contains("listen-on"), "{unknown}");
+    assert!(
+        unknown.contains("s.toml") && unknown.contains("listen-on"),
+        "{unknown}"
+    );
     assert!(wrong_type.contains("mtu"), "{wrong_type}");
     assert!(unknown_policy.contains("keepalive"), "{unknown_policy}");
 }

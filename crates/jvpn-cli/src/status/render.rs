@@ -59,8 +59,10 @@ fn session_block(out: &mut String, s: &SessionStatus) {
         ),
         (
             "handshake",
-            s.handshake_age_secs
-                .map_or_else(|| "none yet".to_owned(), |age| format!("{} ago", duration(age))),
+            s.handshake_age_secs.map_or_else(
+                || "none yet".to_owned(),
+                |age| format!("{} ago", duration(age)),
+            ),
         ),
         (
             "received",
@@ -68,7 +70,11 @@ fn session_block(out: &mut String, s: &SessionStatus) {
         ),
         (
             "sent",
-            format!("{}, {}", bytes(s.bytes_out), plural(s.packets_out, "packet")),
+            format!(
+                "{}, {}",
+                bytes(s.bytes_out),
+                plural(s.packets_out, "packet")
+            ),
         ),
     ];
     let drops: Vec<String> = s
@@ -103,7 +109,13 @@ fn session_block(out: &mut String, s: &SessionStatus) {
         let _ = writeln!(out, "    none");
     } else {
         let mut table = vec![cells(&[
-            "TIME", "VERSION", "FROM", "TO", "REASON", "EPOCH", "TRANSPORT",
+            "TIME",
+            "VERSION",
+            "FROM",
+            "TO",
+            "REASON",
+            "EPOCH",
+            "TRANSPORT",
         ])];
         table.extend(s.last_transitions.iter().map(transition_row));
         write_table(out, &table);
@@ -115,7 +127,8 @@ fn path_row(p: &PathStatus) -> Vec<String> {
         p.kind.clone(),
         p.remote.clone(),
         p.state.clone(),
-        p.rtt_ms.map_or_else(|| "-".to_owned(), |ms| format!("{ms:.1} ms")),
+        p.rtt_ms
+            .map_or_else(|| "-".to_owned(), |ms| format!("{ms:.1} ms")),
         p.loss_percent
             .map_or_else(|| "-".to_owned(), |l| format!("{l:.1} %")),
     ]

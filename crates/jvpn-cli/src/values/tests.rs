@@ -35,7 +35,10 @@ fn peer_with_a_bad_key_or_prefix_says_which() {
     let bad_key = peer("abc=10.77.0.2/32").unwrap_err();
     let bad_ip = peer(&format!("{}=10.77.0.300/32", key_text(1))).unwrap_err();
 
-    assert!(bad_key.to_string().contains("not a public key"), "{bad_key}");
+    assert!(
+        bad_key.to_string().contains("not a public key"),
+        "{bad_key}"
+    );
     assert!(bad_ip.to_string().contains("10.77.0.300"), "{bad_ip}");
 }
 
@@ -45,7 +48,10 @@ fn listen_accepts_a_url_or_a_bare_udp_address() {
         listen("udp://0.0.0.0:51820").unwrap().to_string(),
         "udp://0.0.0.0:51820"
     );
-    assert_eq!(listen("127.0.0.1:4000").unwrap().to_string(), "udp://127.0.0.1:4000");
+    assert_eq!(
+        listen("127.0.0.1:4000").unwrap().to_string(),
+        "udp://127.0.0.1:4000"
+    );
     assert_eq!(listen("::").unwrap().to_string(), "udp://[::]:51820");
 }
 
@@ -53,7 +59,10 @@ fn listen_accepts_a_url_or_a_bare_udp_address() {
 fn listen_on_an_unbuilt_transport_is_refused() {
     let error = listen("quic://0.0.0.0:443").unwrap_err();
 
-    assert!(error.to_string().contains("not built yet in this version"), "{error}");
+    assert!(
+        error.to_string().contains("not built yet in this version"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -61,8 +70,18 @@ fn server_host_takes_every_documented_form() {
     let udp = [TransportName::Udp];
     let cases = [
         ("vpn.example.com", None, None, "udp://vpn.example.com:51820"),
-        ("vpn.example.com:4000", None, None, "udp://vpn.example.com:4000"),
-        ("vpn.example.com", Some(&udp[..]), Some(4000), "udp://vpn.example.com:4000"),
+        (
+            "vpn.example.com:4000",
+            None,
+            None,
+            "udp://vpn.example.com:4000",
+        ),
+        (
+            "vpn.example.com",
+            Some(&udp[..]),
+            Some(4000),
+            "udp://vpn.example.com:4000",
+        ),
         ("10.0.0.1", None, Some(9), "udp://10.0.0.1:9"),
         ("fd00::1", None, None, "udp://[fd00::1]:51820"),
         ("[fd00::1]:7", None, None, "udp://[fd00::1]:7"),
@@ -86,8 +105,16 @@ fn choosing_quic_or_wss_says_it_is_not_built_yet() {
     let quic = server_url("vpn.example.com", Some(&[TransportName::Quic]), None).unwrap_err();
     let wss_url = server_url("wss://vpn.example.com/jvpn", None, None).unwrap_err();
 
-    assert!(quic.to_string().contains("quic transport is not built yet"), "{quic}");
-    assert!(wss_url.to_string().contains("wss transport is not built yet"), "{wss_url}");
+    assert!(
+        quic.to_string().contains("quic transport is not built yet"),
+        "{quic}"
+    );
+    assert!(
+        wss_url
+            .to_string()
+            .contains("wss transport is not built yet"),
+        "{wss_url}"
+    );
 }
 
 #[test]

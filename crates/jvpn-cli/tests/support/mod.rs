@@ -29,25 +29,11 @@ pub(crate) const STARTUP: Duration = Duration::from_secs(20);
 pub(crate) const ATTACH: Duration = Duration::from_secs(20);
 /// How often a bounded wait polls.
 pub(crate) const POLL: Duration = Duration::from_millis(200);
-/// Environment variable enabling the long suite (`JVPN_LONG=1`; CI sets it).
-pub(crate) const LONG_ENV: &str = "JVPN_LONG";
 
 /// The testbed for one test, or `None` after printing `skipping: …` (no root, no `ip netns`, a tool
 /// missing). With `JVPN_NETNS_REQUIRE=1` a missing capability fails the test instead.
 pub(crate) fn testbed(name: &str, tools: &[&str]) -> Option<Testbed> {
     testbed_or_skip(name, tools).expect("namespace tests are required (JVPN_NETNS_REQUIRE=1)")
-}
-
-/// Whether the long suite runs; if not, says so on stderr (visible without `--nocapture`).
-pub(crate) fn long_suite_or_skip(test: &str) -> bool {
-    if std::env::var(LONG_ENV).is_ok_and(|v| v == "1") {
-        return true;
-    }
-    let _ = writeln!(
-        io::stderr(),
-        "skipping (set {LONG_ENV}=1 to run it): {test} is part of the long namespace suite"
-    );
-    false
 }
 
 /// A fresh private directory for keys, sockets, logs and config of one test.
@@ -76,7 +62,11 @@ pub(crate) fn genkey(dir: &Path, name: &str) -> Keys {
         .output()
         .expect("jvpn genkey runs");
     assert!(out.status.success(), "jvpn genkey: {out:?}");
-    let mode = fs::metadata(&secret).expect("key file").permissions().mode() & 0o777;
+    let mode = fs::metadata(&secret)
+        .expect("key file")
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o600, "a secret key file is private");
     let out = Command::new(JVPN)
         .arg("pubkey")
@@ -145,15 +135,14 @@ pub(crate) fn start_server(
     node
 }
 
-/// Starts `jvpn connect` in `ns` towards the server's outer address `server`, with the inner
-/// address `address` (e.g. `10.77.0.2/32`).
+/// Starts `jvpn connect` in `ns` towards the server's outer address `server`, with the key `key`
+/// and the inner address `address` (e.g. `10.77.0.2/32`).
 pub(crate) fn start_client(
     ns: &Namespace,
     dir: &Path,
     name: &str,
-    key: &Keys,
+    (key, address): (&Keys, &str),
     server_key: &Keys,
-    address: &str,
     server: Ipv4Addr,
     policy: Policy,
 ) -> Node {
