@@ -7,7 +7,9 @@
 //! ```
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use jvpn::wire::{DATA_HEADER_LEN, MessageType, RecvKey, ReplayWindow, SendKey};
+use jvpn::wire::{
+    DATA_HEADER_LEN, MessageType, REKEY_AFTER_MESSAGES, RecvKey, ReplayWindow, SendKey,
+};
 use std::hint::black_box;
 
 const SIZES: [usize; 3] = [64, 1400, 8192];
@@ -30,6 +32,10 @@ fn dataplane(c: &mut Criterion) {
         let mut send = SendKey::new(&key, 1);
         group.bench_with_input(BenchmarkId::new("seal", size), &size, |b, _| {
             b.iter(|| {
+                // A key carries 2^22 packets; the session rekeys, and so does the benchmark.
+                if send.packets_sent() >= REKEY_AFTER_MESSAGES {
+                    send = SendKey::new(&key, 1);
+                }
                 buf[DATA_HEADER_LEN..DATA_HEADER_LEN + size].copy_from_slice(&plaintext);
                 black_box(send.seal(MessageType::Data, &mut buf, size).expect("seal"))
             });
@@ -41,6 +47,10 @@ fn dataplane(c: &mut Criterion) {
         let mut recv = RecvKey::new(&key, 1);
         group.bench_with_input(BenchmarkId::new("seal_then_open", size), &size, |b, _| {
             b.iter(|| {
+                if send.packets_sent() >= REKEY_AFTER_MESSAGES {
+                    send = SendKey::new(&key, 1);
+                    recv = RecvKey::new(&key, 1);
+                }
                 buf[DATA_HEADER_LEN..DATA_HEADER_LEN + size].copy_from_slice(&plaintext);
                 let len = send.seal(MessageType::Data, &mut buf, size).expect("seal");
                 black_box(recv.open(&mut buf[..len]).expect("open"))

@@ -54,6 +54,8 @@ pub(crate) struct ServerTunSide {
     routes: AllowedIps<PublicKey>,
     /// The peer's live session.
     sessions: BTreeMap<PublicKey, SessionHandle>,
+    /// The server's own inner addresses (with their subnets).
+    own: Vec<IpPrefix>,
     journal: Journal,
     unknown_destination: u64,
     source_not_allowed: u64,
@@ -91,18 +93,36 @@ impl ServerTunSide {
         }
     }
 
-    /// A packet from `peer`'s session: its source must be the peer's; it goes to another client
-    /// when the destination is theirs, else to the TUN.
+    /// A packet from `peer`'s session: its source must be the peer's. It goes to another client
+    /// when the destination is theirs (dropped and counted if that client has no session), is
+    /// dropped and counted when it names an unused address of the tunnel's own subnet, and goes
+    /// to the TUN otherwise (the server host itself, or beyond it).
     pub(crate) fn route_from_peer(&mut self, peer: &PublicKey, packet: &[u8]) -> Route {
         let owner = packet_source(packet).and_then(|s| self.routes.lookup(s));
         if owner != Some(peer) {
             self.source_not_allowed += 1;
             return Route::Drop;
         }
-        match self.peer_session(packet_destination(packet)) {
-            Some(handle) => Route::Session(handle),
-            None => Route::Tun,
+        let Some(destination) = packet_destination(packet) else {
+            self.unknown_destination += 1;
+            return Route::Drop;
+        };
+        if self.routes.lookup(destination).is_some() {
+            return match self.peer_session(Some(destination)) {
+                Some(handle) => Route::Session(handle),
+                None => {
+                    self.unknown_destination += 1;
+                    Route::Drop
+                }
+            };
         }
+        let ours = self.own.iter().any(|a| a.addr() == destination);
+        let in_our_subnet = self.own.iter().any(|a| a.network().contains(destination));
+        if in_our_subnet && !ours {
+            self.unknown_destination += 1;
+            return Route::Drop;
+        }
+        Route::Tun
     }
 
     fn peer_session(&self, destination: Option<std::net::IpAddr>) -> Option<SessionHandle> {
@@ -232,6 +252,7 @@ impl ServerTunnel {
             tun,
             routes,
             sessions: BTreeMap::new(),
+            own: config.addresses.clone(),
             journal,
             unknown_destination: 0,
             source_not_allowed: 0,

@@ -445,9 +445,10 @@ fn human_line(
         return format!("[{second:>3}s] client: no status");
     };
     let bytes_out = session["bytes_out"].as_u64().unwrap_or(0);
-    let rate = last_out.map_or(0.0, |prev| {
-        bytes_out.saturating_sub(prev) as f64 * 8.0 / 1e6
-    });
+    let rate = last_out.map_or_else(
+        || "-".to_owned(),
+        |prev| format!("{:.0}", bytes_out.saturating_sub(prev) as f64 * 8.0 / 1e6),
+    );
     *last_out = Some(bytes_out);
     let remote = session["remote"].as_str().unwrap_or("-");
     let rtt = session["candidates"]
@@ -464,7 +465,7 @@ fn human_line(
         .and_then(|s| s["sessions"].as_array())
         .map_or(0, Vec::len);
     format!(
-        "[{second:>3}s] {:<10} epoch {}  {} {}  rtt {rtt}  out {:.1} MB ({rate:.0} Mbit/s)  in {:.1} MB  \
+        "[{second:>3}s] {:<10} epoch {}  {} {}  rtt {rtt}  out {:.1} MB ({rate} Mbit/s)  in {:.1} MB  \
          | server: {server_sessions} session(s)",
         session["state"].as_str().unwrap_or("?"),
         session["epoch"].as_u64().unwrap_or(0),
