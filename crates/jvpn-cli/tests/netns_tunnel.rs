@@ -22,9 +22,9 @@ use jvpn_netns::Signal;
 use serde_json::Value;
 
 use support::{
-    Policy, SERVER_INNER, client_and_server, genkey, link_counter, link_exists, ping_all,
-    ping_and_ignore, session_id, session_state, start_client, start_server, testbed, transfer,
-    tun_name, wait_ping, workdir,
+    OneClient, Policy, SERVER_INNER, client_and_server, genkey, link_counter, link_exists,
+    one_client, ping_all, ping_and_ignore, session_id, session_state, start_client, start_server,
+    testbed, transfer, tun_name, wait_ping, workdir,
 };
 
 const CLIENT_INNER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
@@ -39,27 +39,13 @@ fn ping_crosses_the_tunnel_both_ways() {
     let Some(tb) = testbed("tunnel_ping", &["ping"]) else {
         return;
     };
-    let dir = workdir();
-    let (client_ns, server_ns, path) = client_and_server(&tb);
-    let server_keys = genkey(dir.path(), "server");
-    let client_keys = genkey(dir.path(), "client");
-    start_server(
-        &server_ns,
-        dir.path(),
-        "server",
-        &server_keys,
-        &[(&client_keys, "10.77.0.2/32")],
-        Policy::Default,
-    );
-    let client = start_client(
-        &client_ns,
-        dir.path(),
-        "client",
-        (&client_keys, "10.77.0.2/32"),
-        &server_keys,
-        path.b_addr,
-        Policy::Default,
-    );
+    let OneClient {
+        dir: _dir,
+        client_ns,
+        server_ns,
+        server: _server,
+        client,
+    } = one_client(&tb, Policy::Default);
 
     client.wait_ready(SERVER_INNER);
 
@@ -72,27 +58,13 @@ fn inner_tcp_transfer_of_100_mb_has_the_same_sha256_at_both_ends() {
     let Some(tb) = testbed("tunnel_100mb", &["ping"]) else {
         return;
     };
-    let dir = workdir();
-    let (client_ns, server_ns, path) = client_and_server(&tb);
-    let server_keys = genkey(dir.path(), "server");
-    let client_keys = genkey(dir.path(), "client");
-    start_server(
-        &server_ns,
-        dir.path(),
-        "server",
-        &server_keys,
-        &[(&client_keys, "10.77.0.2/32")],
-        Policy::Default,
-    );
-    let client = start_client(
-        &client_ns,
-        dir.path(),
-        "client",
-        (&client_keys, "10.77.0.2/32"),
-        &server_keys,
-        path.b_addr,
-        Policy::Default,
-    );
+    let OneClient {
+        dir: _dir,
+        client_ns,
+        server_ns,
+        server: _server,
+        client,
+    } = one_client(&tb, Policy::Default);
     client.wait_ready(SERVER_INNER);
     let bytes = 100 * 1024 * 1024;
 
@@ -303,27 +275,13 @@ fn a_terminated_client_leaves_an_audit_trail_from_birth_to_closed_and_removes_it
     let Some(tb) = testbed("tunnel_audit", &["ping"]) else {
         return;
     };
-    let dir = workdir();
-    let (client_ns, server_ns, path) = client_and_server(&tb);
-    let server_keys = genkey(dir.path(), "server");
-    let client_keys = genkey(dir.path(), "client");
-    let server = start_server(
-        &server_ns,
-        dir.path(),
-        "server",
-        &server_keys,
-        &[(&client_keys, "10.77.0.2/32")],
-        Policy::Default,
-    );
-    let client = start_client(
-        &client_ns,
-        dir.path(),
-        "client",
-        (&client_keys, "10.77.0.2/32"),
-        &server_keys,
-        path.b_addr,
-        Policy::Default,
-    );
+    let OneClient {
+        dir: _dir,
+        client_ns,
+        server_ns: _server_ns,
+        server,
+        client,
+    } = one_client(&tb, Policy::Default);
     let status = client.wait_ready(SERVER_INNER);
     let tun = tun_name(&status);
     let id = session_id(&status).expect("an attached session has an id");

@@ -363,6 +363,52 @@ pub(crate) fn client_and_server(tb: &Testbed) -> (Namespace, Namespace, VethPath
     (client, server, path)
 }
 
+/// One server and one client (inner `10.77.0.2/32`) running in their own namespaces, joined by
+/// one veth path, with keys and files in a fresh temporary directory.
+/// Keep `dir` alive as long as the processes run: it holds their keys, sockets and audit logs.
+pub(crate) struct OneClient {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) client_ns: Namespace,
+    pub(crate) server_ns: Namespace,
+    pub(crate) server: Node,
+    pub(crate) client: Node,
+}
+
+/// The client's inner address in [`OneClient`].
+pub(crate) const ONE_CLIENT_ALLOWED: &str = "10.77.0.2/32";
+
+/// Starts [`OneClient`]: the server (named "server") first, then the client.
+pub(crate) fn one_client(tb: &Testbed, policy: Policy) -> OneClient {
+    let dir = workdir();
+    let (client_ns, server_ns, path) = client_and_server(tb);
+    let server_keys = genkey(dir.path(), "server");
+    let client_keys = genkey(dir.path(), "client");
+    let server = start_server(
+        &server_ns,
+        dir.path(),
+        "server",
+        &server_keys,
+        &[(&client_keys, ONE_CLIENT_ALLOWED)],
+        policy,
+    );
+    let client = start_client(
+        &client_ns,
+        dir.path(),
+        "client",
+        (&client_keys, ONE_CLIENT_ALLOWED),
+        &server_keys,
+        path.b_addr,
+        policy,
+    );
+    OneClient {
+        dir,
+        client_ns,
+        server_ns,
+        server,
+        client,
+    }
+}
+
 /// What one end of a transfer saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Digest {
