@@ -31,12 +31,14 @@ mod driver;
 mod error;
 pub mod keyfile;
 mod server;
+pub mod transports;
 pub mod tunnel;
 
 pub use client::{Client, ClientOptions};
 pub use driver::{StateView, Status};
 pub use error::{ClientError, SendError, ServerError};
 pub use server::{Incoming, Server, ServerOptions};
+pub use transports::Transports;
 
 pub use jvpn_session as session;
 pub use jvpn_transport as transport;

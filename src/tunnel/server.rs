@@ -6,13 +6,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use jvpn_session::{AuditRecord, Event, PeerConfig, Policy, SessionHandle, State};
-use jvpn_transport::{Transport, TransportUrl};
+use jvpn_transport::TransportUrl;
 use jvpn_tun::{AllowedIps, IpPrefix, Tun, TunConfig, packet_destination, packet_source};
 use jvpn_wire::DATA_OVERHEAD;
 use jvpn_wire::keys::{Psk, PublicKey, StaticSecret};
 
 use super::{Journal, StatusSource, TunStatus, TunnelError};
 use crate::server::{Server, ServerLocal, ServerOptions};
+use crate::transports::Transports;
 
 /// One client the server accepts.
 #[derive(Debug, Clone)]
@@ -180,7 +181,7 @@ impl ServerTunnel {
     /// Binds the listeners, creates the TUN device and starts serving.
     pub async fn start(
         config: ServerTunnelConfig,
-        transport: Arc<dyn Transport>,
+        transports: &Transports,
     ) -> Result<ServerTunnel, TunnelError> {
         config.policy.validate()?;
         if config.listen.is_empty() {
@@ -217,6 +218,13 @@ impl ServerTunnel {
 
         let mut listeners = Vec::new();
         for url in &config.listen {
+            let transport = transports.get(&url.kind).ok_or_else(|| {
+                TunnelError::Config(format!(
+                    "{url}: the {} transport is not built into this jvpn (available: {})",
+                    url.kind,
+                    transports.kinds().collect::<Vec<_>>().join(", ")
+                ))
+            })?;
             let listener =
                 transport
                     .listen(url)

@@ -60,7 +60,16 @@ pub(crate) async fn run(args: ConnectArgs) -> Result<(), RunError> {
 
     // Fail before creating the TUN device if another jvpn holds the control socket.
     control::check_free(&socket).await?;
-    let tunnel = ClientTunnel::start(config, jvpn::udp()).await?;
+    // Settings already refused kinds that are not built in (`values::check_built`).
+    let transport = jvpn::Transports::builtin()
+        .get(&config.server.kind)
+        .ok_or_else(|| {
+            jvpn::tunnel::TunnelError::Config(format!(
+                "the {} transport is not built into this jvpn",
+                config.server.kind
+            ))
+        })?;
+    let tunnel = ClientTunnel::start(config, transport).await?;
     let control = match control::serve(&socket, tunnel.status_source()).await {
         Ok(control) => control,
         Err(error) => {

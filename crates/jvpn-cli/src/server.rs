@@ -48,7 +48,7 @@ pub(crate) async fn run(args: ServerArgs) -> Result<(), RunError> {
 
     // Fail before creating the TUN device if another jvpn holds the control socket.
     control::check_free(&socket).await?;
-    let tunnel = ServerTunnel::start(config, jvpn::udp()).await?;
+    let tunnel = ServerTunnel::start(config, &jvpn::Transports::builtin()).await?;
     let control = match control::serve(&socket, tunnel.status_source()).await {
         Ok(control) => control,
         Err(error) => {

@@ -44,8 +44,8 @@ pub(crate) enum ValueError {
     Url(#[from] UrlError),
     /// The URL names a transport this build cannot use.
     #[error(
-        "the {kind} transport is not built yet in this version: use udp (e.g. --transports udp \
-         or udp://HOST:PORT)"
+        "the {kind} transport is not built into this jvpn (it was compiled without the `{kind}` \
+         feature): use another one, e.g. --transports udp"
     )]
     NotBuilt {
         /// The transport asked for.
@@ -117,16 +117,17 @@ pub(crate) fn peer(text: &str) -> Result<PeerSpec, ValueError> {
     })
 }
 
-/// A transport named in `--transports`. Unknown names are refused by the parser; `quic` and `wss`
-/// parse (so configs can be written ahead) but are refused when used, until they are built.
+/// A transport named in `--transports`. Unknown names are refused by the parser; a known name
+/// whose transport is not compiled in parses (so configs can be written ahead) but is refused
+/// when used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum TransportName {
     /// UDP datagrams.
     Udp,
-    /// QUIC datagrams (not built yet).
+    /// QUIC datagrams.
     Quic,
-    /// WebSocket over TLS (not built yet).
+    /// WebSocket over TLS.
     Wss,
 }
 
@@ -147,9 +148,9 @@ impl TransportName {
     }
 }
 
-/// Refuses a transport this version cannot run.
+/// Refuses a transport this build cannot run.
 pub(crate) fn check_built(kind: &TransportKind) -> Result<(), ValueError> {
-    if *kind == TransportKind::Udp {
+    if jvpn::Transports::builtin().get(kind).is_some() {
         Ok(())
     } else {
         Err(ValueError::NotBuilt { kind: kind.clone() })

@@ -22,9 +22,9 @@ use jvpn_netns::Signal;
 use serde_json::Value;
 
 use support::{
-    OneClient, Policy, SERVER_INNER, client_and_server, genkey, link_counter, link_exists,
-    one_client, ping_all, ping_and_ignore, session_id, session_state, start_client, start_server,
-    testbed, transfer, tun_name, wait_ping, workdir,
+    OneClient, Over, Policy, SERVER_INNER, client_and_server, genkey, link_counter, link_exists,
+    one_client, one_client_over, ping_all, ping_and_ignore, session_id, session_state,
+    start_client, start_server, testbed, transfer, tun_name, wait_ping, workdir,
 };
 
 const CLIENT_INNER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
@@ -51,6 +51,72 @@ fn ping_crosses_the_tunnel_both_ways() {
 
     assert!(ping_all(&client_ns, SERVER_INNER, 5), "client → server");
     assert!(ping_all(&server_ns, CLIENT_INNER, 5), "server → client");
+}
+
+#[test]
+fn the_tunnel_runs_over_quic_and_carries_ping_and_a_tcp_transfer() {
+    let Some(tb) = testbed("tunnel_quic", &["ping"]) else {
+        return;
+    };
+    let OneClient {
+        dir: _dir,
+        client_ns,
+        server_ns,
+        server: _server,
+        client,
+    } = one_client_over(&tb, Policy::Default, Over::Quic);
+
+    let status = client.wait_ready(SERVER_INNER);
+
+    assert_eq!(
+        status["sessions"][0]["transport"], "quic",
+        "the session is carried by QUIC: {status:#}"
+    );
+    assert!(ping_all(&client_ns, SERVER_INNER, 3), "client → server");
+    assert!(ping_all(&server_ns, CLIENT_INNER, 3), "server → client");
+    let (sent, received) = transfer(
+        &client_ns,
+        &server_ns,
+        SERVER_INNER,
+        XFER_PORT,
+        8 * 1024 * 1024,
+        7,
+        Duration::from_secs(60),
+    );
+    assert_eq!(received, sent, "8 MB arrive intact over QUIC");
+}
+
+#[test]
+fn the_tunnel_runs_over_wss_and_carries_ping_and_a_tcp_transfer() {
+    let Some(tb) = testbed("tunnel_wss", &["ping"]) else {
+        return;
+    };
+    let OneClient {
+        dir: _dir,
+        client_ns,
+        server_ns,
+        server: _server,
+        client,
+    } = one_client_over(&tb, Policy::Default, Over::Wss);
+
+    let status = client.wait_ready(SERVER_INNER);
+
+    assert_eq!(
+        status["sessions"][0]["transport"], "wss",
+        "the session is carried by WebSocket over TLS: {status:#}"
+    );
+    assert!(ping_all(&client_ns, SERVER_INNER, 3), "client → server");
+    assert!(ping_all(&server_ns, CLIENT_INNER, 3), "server → client");
+    let (sent, received) = transfer(
+        &client_ns,
+        &server_ns,
+        SERVER_INNER,
+        XFER_PORT,
+        8 * 1024 * 1024,
+        7,
+        Duration::from_secs(60),
+    );
+    assert_eq!(received, sent, "8 MB arrive intact over WSS");
 }
 
 #[test]

@@ -7,6 +7,9 @@
 //! - reason codes ([`Reason`]) and one [`AuditRecord`] (one JSON line) per transition;
 //! - the [`Policy`] with every tunable and its documented default;
 //! - one [`TimerTable`] per state machine;
+//! - the [`Prober`] (when to probe each candidate path; RTT, jitter, loss, health), the pure
+//!   path [`score`], and the rate-limited [`SwitchController`] (recover at once from a dead
+//!   path; planned switches only with a margin, a dwell and a budget);
 //! - the six formal properties of the design, checked after every transition
 //!   (`debug_assert!` in debug builds, a violation counter in release);
 //! - [`Session`] (one session, client or server role) and [`Endpoint`] (the server side, many
@@ -26,9 +29,12 @@ mod invariants;
 mod machine;
 mod path;
 mod policy;
+mod prober;
 mod reason;
+mod score;
 mod session;
 mod state;
+mod switch;
 mod timer;
 
 #[cfg(test)]
@@ -43,7 +49,12 @@ pub use invariants::Violation;
 pub use machine::{Binding, IdentityChanged, IllegalTransition, StateMachine, TransitionCtx};
 pub use path::PathId;
 pub use policy::{Policy, PolicyError};
+pub use prober::{LOSS_WINDOW, PathKind, PathState, PathStats, Prober};
 pub use reason::Reason;
+pub use score::{
+    LATENCY_BUCKET_MS, LOSS_BUCKET_PERCENT, Score, ScoreClass, better_by_margin, score,
+    within_margin,
+};
 pub use session::{
     DropCounts, DropReason, Event, Inbound, Role, SendError, Session, SessionStats, Transmit,
 };
@@ -51,4 +62,5 @@ pub use state::{
     ANY_TO_TERMINATED, State, TRANSITIONS, event_state_matrix, is_allowed, is_rebind,
     markdown_table, mermaid_diagram,
 };
+pub use switch::{Decision, SwitchController, SwitchReason};
 pub use timer::{TimerKind, TimerTable};

@@ -60,6 +60,25 @@ pub struct Policy {
     /// Consecutive lost probes after which the path is suspect (ATTACHED → VOLATILE,
     /// `ProbeLost`). Default 3.
     pub probes_lost_suspect: u32,
+    /// Consecutive lost probes after which a path is dead (the prober's `Dead` state): an
+    /// active path that is dead makes the switch controller recover at once. Default 5: two
+    /// more than `probes_lost_suspect`, about 5 s at the default probe interval. Must be
+    /// greater than `probes_lost_suspect`.
+    pub probes_lost_dead: u32,
+    /// Shortest time a probe may stay unanswered before it counts as lost. The prober waits
+    /// `max(probe_timeout_min, min(3 × smoothed RTT, 10 s))`. Default 1 s: one probe interval,
+    /// so a loss is known by the time the next probe leaves.
+    #[serde(rename = "probe_timeout_min_ms", with = "millis")]
+    pub probe_timeout_min: Duration,
+    /// Standby (non-active) paths are probed every `standby_probe_factor × probe_interval`.
+    /// Default 5 (every 5 s): fresh enough to know a replacement, cheap on idle links.
+    pub standby_probe_factor: u32,
+    /// Longest interval between probes on a dead standby path: its interval doubles with every
+    /// probe sent while it is dead, up to this cap. Default 20 s: a preferred transport that
+    /// comes back is noticed within 20 s, at a cost of a few bytes per minute while it is down.
+    /// Must be at least `standby_probe_factor × probe_interval`.
+    #[serde(rename = "standby_probe_max_interval_ms", with = "millis")]
+    pub standby_probe_max_interval: Duration,
     /// Loss over the probe window, in percent, above which the path is volatile
     /// (`LossSpike`). Default 5 %.
     pub loss_volatile_percent: u32,
@@ -97,6 +116,10 @@ impl Default for Policy {
             hysteresis_percent: 20,
             probe_interval: Duration::from_secs(1),
             probes_lost_suspect: 3,
+            probes_lost_dead: 5,
+            probe_timeout_min: Duration::from_secs(1),
+            standby_probe_factor: 5,
+            standby_probe_max_interval: Duration::from_secs(20),
             loss_volatile_percent: 5,
             rtt_spike_factor: 3,
             degraded_dwell: Duration::from_secs(5),
@@ -143,6 +166,27 @@ pub enum PolicyError {
         /// The configured value.
         value: u32,
     },
+    /// `probes_lost_dead` is not greater than `probes_lost_suspect`, so a path would be dead
+    /// before (or as soon as) it is suspect. Raise `probes_lost_dead`.
+    #[error("probes_lost_dead ({dead}) must be greater than probes_lost_suspect ({suspect})")]
+    DeadNotAfterSuspect {
+        /// The configured `probes_lost_dead`.
+        dead: u32,
+        /// The configured `probes_lost_suspect`.
+        suspect: u32,
+    },
+    /// `standby_probe_max_interval` is below the standby probe interval
+    /// (`standby_probe_factor × probe_interval`), so backoff would probe dead paths more often
+    /// than live ones. Raise `standby_probe_max_interval` or lower the factor.
+    #[error(
+        "standby_probe_max_interval ({cap:?}) must be at least the standby interval ({base:?})"
+    )]
+    BackoffCapBelowStandbyInterval {
+        /// The configured cap.
+        cap: Duration,
+        /// `standby_probe_factor × probe_interval`.
+        base: Duration,
+    },
     /// `rekey_after` is not below the data plane's hard key age limit, so keys would expire
     /// before a rekey starts. Lower `rekey_after`.
     #[error("rekey_after ({rekey_after:?}) must be below the hard key age limit ({limit:?})")]
@@ -167,6 +211,7 @@ impl Policy {
             ("switch_budget_refill_per", self.switch_budget_refill_per),
             ("probe_interval", self.probe_interval),
             ("rekey_after", self.rekey_after),
+            ("probe_timeout_min", self.probe_timeout_min),
         ];
         for (field, value) in positive {
             if value.is_zero() {
@@ -176,6 +221,29 @@ impl Policy {
         if self.switch_budget_burst == 0 {
             return Err(PolicyError::Zero {
                 field: "switch_budget_burst",
+            });
+        }
+        for (field, value) in [
+            ("probes_lost_suspect", self.probes_lost_suspect),
+            ("standby_probe_factor", self.standby_probe_factor),
+        ] {
+            if value == 0 {
+                return Err(PolicyError::Zero { field });
+            }
+        }
+        if self.probes_lost_dead <= self.probes_lost_suspect {
+            return Err(PolicyError::DeadNotAfterSuspect {
+                dead: self.probes_lost_dead,
+                suspect: self.probes_lost_suspect,
+            });
+        }
+        let standby = self
+            .probe_interval
+            .saturating_mul(self.standby_probe_factor);
+        if self.standby_probe_max_interval < standby {
+            return Err(PolicyError::BackoffCapBelowStandbyInterval {
+                cap: self.standby_probe_max_interval,
+                base: standby,
             });
         }
         if self.send_queue_packets == 0 {
@@ -291,6 +359,50 @@ mod tests {
             policy.validate(),
             Err(PolicyError::PercentOutOfRange { .. })
         ));
+    }
+
+    #[test]
+    fn dead_threshold_not_above_suspect_threshold_is_rejected() {
+        let policy = Policy {
+            probes_lost_dead: 3,
+            ..Policy::default()
+        };
+
+        assert_eq!(
+            policy.validate(),
+            Err(PolicyError::DeadNotAfterSuspect {
+                dead: 3,
+                suspect: 3
+            })
+        );
+    }
+
+    #[test]
+    fn standby_backoff_cap_below_the_standby_interval_is_rejected() {
+        let policy = Policy {
+            standby_probe_max_interval: Duration::from_secs(4),
+            ..Policy::default()
+        };
+
+        assert!(matches!(
+            policy.validate(),
+            Err(PolicyError::BackoffCapBelowStandbyInterval { .. })
+        ));
+    }
+
+    #[test]
+    fn zero_standby_probe_factor_is_rejected() {
+        let policy = Policy {
+            standby_probe_factor: 0,
+            ..Policy::default()
+        };
+
+        assert_eq!(
+            policy.validate(),
+            Err(PolicyError::Zero {
+                field: "standby_probe_factor"
+            })
+        );
     }
 
     #[test]

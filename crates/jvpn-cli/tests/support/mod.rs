@@ -102,6 +102,48 @@ pub(crate) fn start_server(
     peers: &[(&Keys, &str)],
     policy: Policy,
 ) -> Node {
+    start_server_on(ns, dir, name, key, peers, policy, Over::Udp)
+}
+
+/// The transport a test runs the tunnel over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Over {
+    /// UDP on port [`PORT`].
+    Udp,
+    /// QUIC on port [`PORT`] (UDP underneath).
+    Quic,
+    /// WebSocket over TLS on TCP port [`PORT`].
+    Wss,
+}
+
+impl Over {
+    fn listen(self) -> String {
+        match self {
+            Over::Udp => format!("udp://0.0.0.0:{PORT}"),
+            Over::Quic => format!("quic://0.0.0.0:{PORT}"),
+            Over::Wss => format!("wss://0.0.0.0:{PORT}/jvpn"),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Over::Udp => "udp",
+            Over::Quic => "quic",
+            Over::Wss => "wss",
+        }
+    }
+}
+
+/// [`start_server`] listening on the transport `over`.
+pub(crate) fn start_server_on(
+    ns: &Namespace,
+    dir: &Path,
+    name: &str,
+    key: &Keys,
+    peers: &[(&Keys, &str)],
+    policy: Policy,
+    over: Over,
+) -> Node {
     let control = dir.join(format!("{name}.sock"));
     let audit = dir.join(format!("{name}.audit.jsonl"));
     let mut args: Vec<String> = vec![
@@ -111,7 +153,7 @@ pub(crate) fn start_server(
         "--address".into(),
         format!("{SERVER_INNER}/24"),
         "--listen".into(),
-        format!("udp://0.0.0.0:{PORT}"),
+        over.listen(),
         "--audit-log".into(),
         path_arg(&audit),
         "--control".into(),
@@ -146,6 +188,27 @@ pub(crate) fn start_client(
     server: Ipv4Addr,
     policy: Policy,
 ) -> Node {
+    start_client_over(
+        ns,
+        dir,
+        name,
+        (key, address),
+        server_key,
+        (server, Over::Udp),
+        policy,
+    )
+}
+
+/// [`start_client`] over the transport `over`.
+pub(crate) fn start_client_over(
+    ns: &Namespace,
+    dir: &Path,
+    name: &str,
+    (key, address): (&Keys, &str),
+    server_key: &Keys,
+    (server, over): (Ipv4Addr, Over),
+    policy: Policy,
+) -> Node {
     let control = dir.join(format!("{name}.sock"));
     let audit = dir.join(format!("{name}.audit.jsonl"));
     let mut args: Vec<String> = vec![
@@ -157,7 +220,7 @@ pub(crate) fn start_client(
         "--address".into(),
         address.into(),
         "--transports".into(),
-        "udp".into(),
+        over.name().into(),
         "--audit-log".into(),
         path_arg(&audit),
         "--control".into(),
@@ -379,25 +442,31 @@ pub(crate) const ONE_CLIENT_ALLOWED: &str = "10.77.0.2/32";
 
 /// Starts [`OneClient`]: the server (named "server") first, then the client.
 pub(crate) fn one_client(tb: &Testbed, policy: Policy) -> OneClient {
+    one_client_over(tb, policy, Over::Udp)
+}
+
+/// [`one_client`] over the transport `over`.
+pub(crate) fn one_client_over(tb: &Testbed, policy: Policy, over: Over) -> OneClient {
     let dir = workdir();
     let (client_ns, server_ns, path) = client_and_server(tb);
     let server_keys = genkey(dir.path(), "server");
     let client_keys = genkey(dir.path(), "client");
-    let server = start_server(
+    let server = start_server_on(
         &server_ns,
         dir.path(),
         "server",
         &server_keys,
         &[(&client_keys, ONE_CLIENT_ALLOWED)],
         policy,
+        over,
     );
-    let client = start_client(
+    let client = start_client_over(
         &client_ns,
         dir.path(),
         "client",
         (&client_keys, ONE_CLIENT_ALLOWED),
         &server_keys,
-        path.b_addr,
+        (path.b_addr, over),
         policy,
     );
     OneClient {
