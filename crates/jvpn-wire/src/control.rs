@@ -9,9 +9,14 @@ const CLOSE: u8 = 2;
 const REKEY_REQUEST: u8 = 3;
 const PROBE: u8 = 4;
 const PROBE_ACK: u8 = 5;
+const PATH_CONFIRM: u8 = 6;
+const PATH_RESPONSE: u8 = 7;
 
-/// Longest control message encoding (PROBE / PROBE_ACK).
-pub const MAX_CONTROL_LEN: usize = 13;
+/// Length of a path challenge or its echo.
+pub const PATH_TOKEN_LEN: usize = 16;
+/// Longest control message encoding (PATH_CONFIRM).
+pub const MAX_CONTROL_LEN: usize = 1 + 2 * PATH_TOKEN_LEN;
+const PROBE_LEN: usize = 13;
 
 /// A control message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +44,22 @@ pub enum ControlMessage {
         seq: u32,
         /// The probe's `sent_micros`, unchanged.
         echo_micros: u64,
+    },
+    /// The client's first frame under the keys of a REATTACH_RESP with status OK, sent on the
+    /// new path: echoes the server's path challenge (return routability and key confirmation,
+    /// which let the server commit the binding and `RS'`) and carries the client's own challenge.
+    /// `[6, response [16], challenge [16]]`.
+    PathConfirm {
+        /// The `path_challenge` of the REATTACH_RESP, unchanged.
+        response: [u8; PATH_TOKEN_LEN],
+        /// A fresh random challenge the server must echo in [`ControlMessage::PathResponse`].
+        challenge: [u8; PATH_TOKEN_LEN],
+    },
+    /// The server's answer to PATH_CONFIRM, proving it receives on the new path too.
+    /// `[7, response [16]]`.
+    PathResponse {
+        /// The PATH_CONFIRM's `challenge`, unchanged.
+        response: [u8; PATH_TOKEN_LEN],
     },
 }
 
@@ -72,6 +93,17 @@ impl ControlMessage {
                     }
                 }
             }
+            PATH_CONFIRM => {
+                let (response, rest) = read_token(body)?;
+                let (challenge, _) = read_token(rest)?;
+                Self::PathConfirm {
+                    response,
+                    challenge,
+                }
+            }
+            PATH_RESPONSE => Self::PathResponse {
+                response: read_token(body)?.0,
+            },
             other => return Err(FrameError::UnknownControlType(other)),
         };
         if buf.len() != msg.encoded_len() {
@@ -85,7 +117,9 @@ impl ControlMessage {
         match self {
             Self::Keepalive | Self::RekeyRequest => 1,
             Self::Close { .. } => 2,
-            Self::Probe { .. } | Self::ProbeAck { .. } => MAX_CONTROL_LEN,
+            Self::Probe { .. } | Self::ProbeAck { .. } => PROBE_LEN,
+            Self::PathConfirm { .. } => 1 + 2 * PATH_TOKEN_LEN,
+            Self::PathResponse { .. } => 1 + PATH_TOKEN_LEN,
         }
     }
 
@@ -115,9 +149,29 @@ impl ControlMessage {
                 out[1..5].copy_from_slice(&seq.to_be_bytes());
                 out[5..13].copy_from_slice(&micros.to_be_bytes());
             }
+            Self::PathConfirm {
+                response,
+                challenge,
+            } => {
+                out[0] = PATH_CONFIRM;
+                out[1..17].copy_from_slice(&response);
+                out[17..33].copy_from_slice(&challenge);
+            }
+            Self::PathResponse { response } => {
+                out[0] = PATH_RESPONSE;
+                out[1..17].copy_from_slice(&response);
+            }
         }
         Ok(len)
     }
+}
+
+/// Splits a 16-byte path token off the front of `buf`.
+fn read_token(buf: &[u8]) -> Result<([u8; PATH_TOKEN_LEN], &[u8]), FrameError> {
+    let (token, rest) = buf
+        .split_first_chunk::<PATH_TOKEN_LEN>()
+        .ok_or(FrameError::Truncated)?;
+    Ok((*token, rest))
 }
 
 #[cfg(test)]
@@ -137,6 +191,13 @@ mod tests {
             ControlMessage::ProbeAck {
                 seq: u32::MAX,
                 echo_micros: u64::MAX,
+            },
+            ControlMessage::PathConfirm {
+                response: [1; PATH_TOKEN_LEN],
+                challenge: [2; PATH_TOKEN_LEN],
+            },
+            ControlMessage::PathResponse {
+                response: [3; PATH_TOKEN_LEN],
             },
         ];
         for msg in messages {
@@ -163,7 +224,43 @@ mod tests {
         .emit(&mut buf)
         .unwrap();
 
-        assert_eq!(buf, [4, 1, 2, 3, 4, 0, 0, 0, 0, 0, 0, 5, 6]);
+        assert_eq!(buf[..13], [4, 1, 2, 3, 4, 0, 0, 0, 0, 0, 0, 5, 6]);
+    }
+
+    #[test]
+    fn path_confirm_encoding_matches_the_documented_layout() {
+        let mut buf = [0u8; MAX_CONTROL_LEN];
+
+        let len = ControlMessage::PathConfirm {
+            response: [0xaa; PATH_TOKEN_LEN],
+            challenge: [0xbb; PATH_TOKEN_LEN],
+        }
+        .emit(&mut buf)
+        .unwrap();
+
+        assert_eq!(len, 33);
+        assert_eq!(buf[0], 6);
+        assert_eq!(buf[1..17], [0xaa; 16]);
+        assert_eq!(buf[17..33], [0xbb; 16]);
+    }
+
+    #[test]
+    fn truncated_or_padded_path_messages_are_rejected() {
+        let mut confirm = [0u8; 34];
+        confirm[0] = 6;
+        let mut response = [0u8; 17];
+        response[0] = 7;
+
+        assert_eq!(
+            ControlMessage::parse(&confirm[..32]),
+            Err(FrameError::Truncated)
+        );
+        assert_eq!(ControlMessage::parse(&confirm), Err(FrameError::TooLong));
+        assert_eq!(
+            ControlMessage::parse(&response[..16]),
+            Err(FrameError::Truncated)
+        );
+        assert!(ControlMessage::parse(&response).is_ok());
     }
 
     #[test]

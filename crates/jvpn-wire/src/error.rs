@@ -169,3 +169,85 @@ pub enum OpenError {
     #[error("authentication failed")]
     AuthenticationFailed,
 }
+
+/// Opening a reattach token failed. Either way: drop the REATTACH_INIT, send nothing, spend no
+/// Diffie-Hellman. The two cases are told apart only for counters; neither reveals anything about
+/// the key (the tag check is constant time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// The token is not exactly [`crate::token::TOKEN_LEN`] bytes.
+    #[error("token has the wrong length")]
+    WrongLength,
+    /// The AEAD tag does not verify: a forged or modified token, or one sealed under another
+    /// token key (a rotated-out key, another cluster). If the node holds the previous token key,
+    /// try that one; otherwise drop.
+    #[error("token does not open under this key")]
+    Invalid,
+}
+
+/// A reattach step failed. On the responder every variant means: drop the datagram, send nothing.
+/// On the initiator a failed `check_resp` means "keep waiting"; a failed `read_resp` ends this
+/// attempt (start a new one with a fresh token).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReattachError {
+    /// The frame (or an authenticated payload inside it) does not parse. Drop it.
+    #[error("malformed reattach frame: {0}")]
+    Malformed(#[from] FrameError),
+    /// MAC1 does not match: the sender does not know our public key, or the frame was modified.
+    /// No Diffie-Hellman was spent on it.
+    #[error("MAC1 check failed")]
+    Mac1Invalid,
+    /// MAC2 is not all zeros (no cookie mechanism yet, so no sender sets it). No Diffie-Hellman
+    /// was spent on it.
+    #[error("MAC2 is not zero")]
+    Mac2Invalid,
+    /// The reattach token did not open (see [`TokenError`]). No Diffie-Hellman was spent on it.
+    #[error("reattach token rejected: {0}")]
+    Token(#[from] TokenError),
+    /// The response names a receiver index other than our REATTACH_INIT's sender index: it
+    /// answers another attempt. Keep waiting for the right one.
+    #[error("response is addressed to another reattach attempt")]
+    UnexpectedReceiverIndex,
+    /// Noise decryption failed: wrong resumption PSK (a stolen device key alone, S10), wrong
+    /// responder key, a modified message, or a prologue mismatch (version, offered transports,
+    /// header, sender index or token rewritten).
+    #[error("reattach authentication failed")]
+    AuthenticationFailed,
+    /// A Diffie-Hellman result was all zeros: a low-order (non-contributory) X25519 point. Treat
+    /// as an attack; drop.
+    #[error("peer sent a low-order X25519 point")]
+    NonContributory,
+    /// Noise succeeded but the initiator's static key is not the session's device key: someone
+    /// holding the resumption secret but not the device key (S9). Drop; audit.
+    #[error("initiator static key is not the session's device key")]
+    UnexpectedStatic,
+    /// The payload's session id differs from the token's (a valid client presenting another
+    /// session's token, S8). Drop; audit.
+    #[error("payload session id does not match the token")]
+    SessionMismatch,
+    /// The response would be larger than the request it answers (anti-amplification). Send a
+    /// smaller payload (fewer extensions).
+    #[error("response of {len} bytes would exceed the {limit}-byte request")]
+    ResponseTooLarge {
+        /// Length the response would have.
+        len: usize,
+        /// Length of the request (the cap).
+        limit: usize,
+    },
+    /// The output buffer is too small. Pass one of at least `needed` bytes.
+    #[error("buffer too small: {needed} bytes needed")]
+    BufferTooSmall {
+        /// Bytes needed.
+        needed: usize,
+    },
+    /// The call is out of order (for example `write_init` twice, or `read_resp` before
+    /// `write_init`), or a previous step of this attempt failed. Start a new attempt.
+    #[error("reattach step called out of order")]
+    WrongState,
+    /// The Noise library reported an internal problem that cannot happen with this crate's fixed
+    /// parameters. Start a new attempt and report a bug.
+    #[error("internal Noise error")]
+    Internal,
+}

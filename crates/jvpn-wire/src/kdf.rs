@@ -2,7 +2,9 @@
 //! key ever serves two purposes. The contexts are part of the protocol: changing one is a protocol
 //! version change.
 
-use crate::keys::PublicKey;
+use zeroize::Zeroizing;
+
+use crate::keys::{Psk, PublicKey, ResumptionSecret, SessionId, TokenKey};
 
 /// MAC1 key: `derive_key(MAC1, receiver's static public key)`.
 pub const MAC1: &str = "jvpn 2026-11-23 mac1 v1";
@@ -10,13 +12,16 @@ pub const MAC1: &str = "jvpn 2026-11-23 mac1 v1";
 pub const COOKIE: &str = "jvpn 2026-11-23 cookie v1";
 /// Reserved: key that encrypts the cookie inside COOKIE_REPLY (hardening issue).
 pub const COOKIE_BOX: &str = "jvpn 2026-11-23 cookie box v1";
-/// Reserved: per-session resumption PSK for REATTACH_INIT (reattach issue).
+/// Per-session resumption PSK for REATTACH_INIT: see [`resumption_psk`].
 pub const RESUMPTION_PSK: &str = "jvpn 2026-11-23 resumption psk v1";
+/// The XChaCha20-Poly1305 key that seals reattach tokens, derived from the caller's
+/// [`TokenKey`] so the cluster secret itself never keys a cipher directly.
+pub const TOKEN: &str = "jvpn 2026-11-23 reattach token v1";
 /// Reserved: stateless reset tokens (later issue).
 pub const RESET: &str = "jvpn 2026-11-23 stateless reset v1";
 
 /// Every context string, for the distinctness test and for documentation.
-pub const ALL_CONTEXTS: [&str; 5] = [MAC1, COOKIE, COOKIE_BOX, RESUMPTION_PSK, RESET];
+pub const ALL_CONTEXTS: [&str; 6] = [MAC1, COOKIE, COOKIE_BOX, RESUMPTION_PSK, TOKEN, RESET];
 
 /// Length of MAC1 and MAC2 on the wire.
 pub const MAC_LEN: usize = 16;
@@ -37,6 +42,26 @@ pub fn mac1(key: &[u8; 32], covered: &[u8]) -> [u8; MAC_LEN] {
     out
 }
 
+/// The Noise `psk1` of a REATTACH_INIT:
+/// `derive_key(RESUMPTION_PSK, RS || session_id || BE64(psk_epoch))`.
+///
+/// `psk_epoch` numbers the resumption secrets of one session (it grows when a reattach commits a
+/// new `RS'`), so a PSK is never reused across secrets even if a secret were repeated. The input
+/// buffer is wiped after use.
+pub fn resumption_psk(rs: &ResumptionSecret, session_id: &SessionId, psk_epoch: u64) -> Psk {
+    let mut input = Zeroizing::new([0u8; 32 + 16 + 8]);
+    input[..32].copy_from_slice(rs.as_bytes());
+    input[32..48].copy_from_slice(&session_id.0);
+    input[48..].copy_from_slice(&psk_epoch.to_be_bytes());
+    let key = Zeroizing::new(blake3::derive_key(RESUMPTION_PSK, &input[..]));
+    Psk::from_bytes(*key)
+}
+
+/// The AEAD key for reattach tokens.
+pub(crate) fn token_aead_key(key: &TokenKey) -> Zeroizing<[u8; 32]> {
+    Zeroizing::new(blake3::derive_key(TOKEN, key.as_bytes()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,6 +77,42 @@ mod tests {
             ALL_CONTEXTS
                 .iter()
                 .all(|c| c.starts_with("jvpn 2026-11-23 ") && c.ends_with(" v1"))
+        );
+    }
+
+    #[test]
+    fn resumption_psk_depends_on_secret_session_and_epoch() {
+        let rs = ResumptionSecret::from_bytes([1; 32]);
+        let sid = SessionId([2; 16]);
+
+        let base = resumption_psk(&rs, &sid, 0);
+
+        assert_eq!(base.as_bytes(), resumption_psk(&rs, &sid, 0).as_bytes());
+        assert_ne!(base.as_bytes(), resumption_psk(&rs, &sid, 1).as_bytes());
+        assert_ne!(
+            base.as_bytes(),
+            resumption_psk(&rs, &SessionId([3; 16]), 0).as_bytes()
+        );
+        assert_ne!(
+            base.as_bytes(),
+            resumption_psk(&ResumptionSecret::from_bytes([4; 32]), &sid, 0).as_bytes()
+        );
+    }
+
+    #[test]
+    fn resumption_psk_matches_its_documented_derivation() {
+        let rs = ResumptionSecret::from_bytes([0xaa; 32]);
+        let sid = SessionId([0xbb; 16]);
+        let mut input = Vec::new();
+        input.extend_from_slice(&[0xaa; 32]);
+        input.extend_from_slice(&[0xbb; 16]);
+        input.extend_from_slice(&7u64.to_be_bytes());
+
+        let psk = resumption_psk(&rs, &sid, 7);
+
+        assert_eq!(
+            psk.as_bytes(),
+            &blake3::derive_key("jvpn 2026-11-23 resumption psk v1", &input)
         );
     }
 

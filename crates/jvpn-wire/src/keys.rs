@@ -1,4 +1,4 @@
-//! Long-term keys, pre-shared keys and session ids.
+//! Long-term keys, pre-shared keys, resumption secrets, token keys and session ids.
 //!
 //! Text forms are standard padded base64 (44 characters), the WireGuard key-file format, so that
 //! tooling people already know works. Secrets are zeroized on drop and never printed.
@@ -10,6 +10,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use curve25519_dalek::montgomery::MontgomeryPoint;
 use rand_core::CryptoRng;
+use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::error::KeyError;
@@ -171,6 +172,77 @@ impl fmt::Debug for Psk {
     }
 }
 
+/// A per-session resumption secret `RS`: 32 random bytes chosen by the server, delivered only
+/// inside an encrypted handshake payload and kept in the session record. Never derived from Noise
+/// state (the handshake hash `h` is public). The reattach PSK comes from it through
+/// [`crate::kdf::resumption_psk`]. Compared in constant time; never printed.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct ResumptionSecret([u8; KEY_LEN]);
+
+impl ResumptionSecret {
+    /// Draws a fresh secret from `rng` (the server does this at every attach and reattach).
+    pub fn generate(rng: &mut impl CryptoRng) -> Self {
+        let mut secret = Self([0u8; KEY_LEN]);
+        rng.fill_bytes(&mut secret.0);
+        secret
+    }
+
+    /// Wraps raw bytes (for example read back from the session record).
+    pub fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
+        Self(bytes)
+    }
+
+    /// The raw bytes.
+    pub fn as_bytes(&self) -> &[u8; KEY_LEN] {
+        &self.0
+    }
+}
+
+impl PartialEq for ResumptionSecret {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl Eq for ResumptionSecret {}
+
+impl fmt::Debug for ResumptionSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ResumptionSecret(<redacted>)")
+    }
+}
+
+/// The node or cluster secret under which reattach tokens are sealed (`K_token`). Given by the
+/// caller (from its key store); rotate it with an overlap: a node that holds the previous key too
+/// tries both ([`crate::token::open_token`] fails cleanly under the wrong one).
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct TokenKey([u8; KEY_LEN]);
+
+impl TokenKey {
+    /// Draws a random key from `rng`.
+    pub fn generate(rng: &mut impl CryptoRng) -> Self {
+        let mut key = Self([0u8; KEY_LEN]);
+        rng.fill_bytes(&mut key.0);
+        key
+    }
+
+    /// Wraps raw bytes.
+    pub fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
+        Self(bytes)
+    }
+
+    /// The raw bytes.
+    pub fn as_bytes(&self) -> &[u8; KEY_LEN] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for TokenKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TokenKey(<redacted>)")
+    }
+}
+
 /// A server-chosen 128-bit session identifier. Displays as 32 lowercase hex digits.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct SessionId(pub [u8; 16]);
@@ -244,6 +316,14 @@ mod tests {
 
         assert_eq!(format!("{secret:?}"), "StaticSecret(<redacted>)");
         assert_eq!(format!("{psk:?}"), "Psk(<redacted>)");
+        assert_eq!(
+            format!("{:?}", ResumptionSecret::from_bytes([7; 32])),
+            "ResumptionSecret(<redacted>)"
+        );
+        assert_eq!(
+            format!("{:?}", TokenKey::from_bytes([7; 32])),
+            "TokenKey(<redacted>)"
+        );
     }
 
     #[test]

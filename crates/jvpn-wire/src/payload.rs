@@ -7,12 +7,22 @@
 //! is defined yet, so `emit` writes none. A payload is at most
 //! [`crate::frame::MAX_HANDSHAKE_PAYLOAD`] bytes.
 
+mod reattach;
+
+pub use reattach::{
+    PATH_CHALLENGE_LEN, REATTACH_INIT_PAYLOAD_LEN, REATTACH_RESP_PAYLOAD_LEN, REATTACH_TOKENS,
+    ReattachInitPayload, ReattachRespPayload, ReattachStatus,
+};
+
 use crate::error::FrameError;
 use crate::frame::MAX_HANDSHAKE_PAYLOAD;
 use crate::keys::SessionId;
 
 /// Extension types at or above this value must be understood by the receiver.
 pub const CRITICAL_EXTENSION: u8 = 0x80;
+/// In reattach payloads only: a type byte of 0 starts padding, which runs to the end of the
+/// payload and must be all zeros (REATTACH_INIT pads its encrypted payload to a fixed size).
+pub const PADDING_EXTENSION: u8 = 0x00;
 
 /// Length of [`InitPayload`]'s fixed part.
 pub const INIT_PAYLOAD_LEN: usize = 8 + 1 + 16;
@@ -20,18 +30,31 @@ pub const INIT_PAYLOAD_LEN: usize = 8 + 1 + 16;
 pub const RESP_PAYLOAD_LEN: usize = 16 + 8 + 8;
 
 fn check_total(buf: &[u8], fixed: usize) -> Result<(), FrameError> {
+    check_total_with(buf, fixed, false)
+}
+
+/// Length bounds, then the extension area; `padded` enables [`PADDING_EXTENSION`].
+pub(crate) fn check_total_with(buf: &[u8], fixed: usize, padded: bool) -> Result<(), FrameError> {
     if buf.len() > MAX_HANDSHAKE_PAYLOAD {
         return Err(FrameError::TooLong);
     }
     if buf.len() < fixed {
         return Err(FrameError::Truncated);
     }
-    skip_extensions(&buf[fixed..])
+    skip_extensions(&buf[fixed..], padded)
 }
 
 /// Walks the extension area, rejecting truncated entries and unknown critical ones.
-fn skip_extensions(mut area: &[u8]) -> Result<(), FrameError> {
+fn skip_extensions(mut area: &[u8], padded: bool) -> Result<(), FrameError> {
     while let Some((&ty, rest)) = area.split_first() {
+        if padded && ty == PADDING_EXTENSION {
+            // All-zero padding leaves no room to smuggle bytes past the parser.
+            return if rest.iter().all(|&b| b == 0) {
+                Ok(())
+            } else {
+                Err(FrameError::InvalidField("non-zero padding"))
+            };
+        }
         let [hi, lo, ref value @ ..] = *rest else {
             return Err(FrameError::Truncated);
         };
@@ -48,13 +71,13 @@ fn skip_extensions(mut area: &[u8]) -> Result<(), FrameError> {
     Ok(())
 }
 
-fn read_u64(buf: &[u8], at: usize) -> u64 {
+pub(crate) fn read_u64(buf: &[u8], at: usize) -> u64 {
     let mut bytes = [0u8; 8];
     bytes.copy_from_slice(&buf[at..at + 8]);
     u64::from_be_bytes(bytes)
 }
 
-fn read_id(buf: &[u8], at: usize) -> SessionId {
+pub(crate) fn read_id(buf: &[u8], at: usize) -> SessionId {
     let mut id = [0u8; 16];
     id.copy_from_slice(&buf[at..at + 16]);
     SessionId(id)

@@ -56,13 +56,13 @@ fn listen_accepts_a_url_or_a_bare_udp_address() {
 }
 
 #[test]
-fn listen_on_an_unbuilt_transport_is_refused() {
-    let error = listen("quic://0.0.0.0:443").unwrap_err();
+fn listen_takes_quic_and_wss_urls() {
+    let quic = listen("quic://0.0.0.0:443").unwrap();
+    let wss = listen("wss://0.0.0.0:443/jvpn").unwrap();
 
-    assert!(
-        error.to_string().contains("not built yet in this version"),
-        "{error}"
-    );
+    assert_eq!(quic.kind, TransportKind::Quic);
+    assert_eq!(wss.kind, TransportKind::Wss);
+    assert_eq!(wss.path.as_deref(), Some("/jvpn"));
 }
 
 #[test]
@@ -101,20 +101,13 @@ fn server_host_refuses_two_different_ports() {
 }
 
 #[test]
-fn choosing_quic_or_wss_says_it_is_not_built_yet() {
-    let quic = server_url("vpn.example.com", Some(&[TransportName::Quic]), None).unwrap_err();
-    let wss_url = server_url("wss://vpn.example.com/jvpn", None, None).unwrap_err();
+fn choosing_quic_or_wss_builds_a_url_of_that_kind() {
+    let quic = server_url("vpn.example.com", Some(&[TransportName::Quic]), None).unwrap();
+    let wss = server_url("wss://vpn.example.com/jvpn", None, None).unwrap();
 
-    assert!(
-        quic.to_string().contains("quic transport is not built yet"),
-        "{quic}"
-    );
-    assert!(
-        wss_url
-            .to_string()
-            .contains("wss transport is not built yet"),
-        "{wss_url}"
-    );
+    assert_eq!(quic.kind, TransportKind::Quic);
+    assert_eq!(quic.host, "vpn.example.com");
+    assert_eq!(wss.kind, TransportKind::Wss);
 }
 
 #[test]

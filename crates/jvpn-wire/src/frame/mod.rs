@@ -8,6 +8,7 @@
 
 mod data;
 mod handshake;
+mod reattach;
 
 pub use data::{DataHeader, DataPacket};
 pub use handshake::{
@@ -15,6 +16,11 @@ pub use handshake::{
     HANDSHAKE_INIT_MIN_LEN, HANDSHAKE_RESP_MAX_LEN, HANDSHAKE_RESP_MIN_LEN, HandshakeInitPacket,
     HandshakeInitRepr, HandshakeRespPacket, HandshakeRespRepr, NOISE_INIT_OVERHEAD,
     NOISE_RESP_OVERHEAD, handshake_init_len, handshake_resp_len,
+};
+pub use reattach::{
+    REATTACH_INIT_LEN, REATTACH_INIT_PLAINTEXT_LEN, REATTACH_INIT_PROLOGUE_LEN,
+    REATTACH_RESP_MAX_LEN, REATTACH_RESP_MIN_LEN, ReattachInitPacket, ReattachRespPacket,
+    reattach_resp_len,
 };
 
 use crate::error::FrameError;
@@ -51,6 +57,10 @@ pub enum MessageType {
     Data = 4,
     /// Encrypted control message ([`crate::control::ControlMessage`]).
     Control = 5,
+    /// Noise IKpsk1 message 1 with a reattach token (client to server).
+    ReattachInit = 6,
+    /// Noise IKpsk1 message 2 (server to client).
+    ReattachResp = 7,
 }
 
 impl MessageType {
@@ -62,6 +72,8 @@ impl MessageType {
             3 => Some(Self::CookieReply),
             4 => Some(Self::Data),
             5 => Some(Self::Control),
+            6 => Some(Self::ReattachInit),
+            7 => Some(Self::ReattachResp),
             _ => None,
         }
     }
@@ -101,7 +113,7 @@ pub fn peek_type(buf: &[u8]) -> Result<MessageType, FrameError> {
 }
 
 /// Checks the header is valid and of type `expected`.
-fn expect_type(buf: &[u8], expected: MessageType) -> Result<(), FrameError> {
+pub(crate) fn expect_type(buf: &[u8], expected: MessageType) -> Result<(), FrameError> {
     let ty = peek_type(buf)?;
     if ty == expected {
         Ok(())
@@ -128,7 +140,7 @@ fn read_u64(buf: &[u8], at: usize) -> u64 {
 }
 
 /// Copies 16 bytes at `at`; callers guarantee the bounds.
-fn read_16(buf: &[u8], at: usize) -> [u8; 16] {
+pub(crate) fn read_16(buf: &[u8], at: usize) -> [u8; 16] {
     let mut out = [0u8; 16];
     out.copy_from_slice(&buf[at..at + 16]);
     out
@@ -140,7 +152,7 @@ mod tests {
 
     #[test]
     fn peek_type_accepts_every_known_type_with_a_clean_header() {
-        for byte in 1..=5u8 {
+        for byte in 1..=7u8 {
             let ty = peek_type(&[byte, PROTOCOL_VERSION, 0, 0]).unwrap();
 
             assert_eq!(ty.as_u8(), byte);
@@ -155,7 +167,7 @@ mod tests {
             Err(FrameError::UnsupportedVersion(2))
         );
         assert_eq!(peek_type(&[0, 1, 0, 0]), Err(FrameError::UnknownType(0)));
-        assert_eq!(peek_type(&[6, 1, 0, 0]), Err(FrameError::UnknownType(6)));
+        assert_eq!(peek_type(&[8, 1, 0, 0]), Err(FrameError::UnknownType(8)));
         assert_eq!(peek_type(&[4, 1, 1, 0]), Err(FrameError::InvalidFlags(1)));
         assert_eq!(
             peek_type(&[4, 1, 0, 9]),

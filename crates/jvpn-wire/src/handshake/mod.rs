@@ -15,7 +15,7 @@
 //! an [`InitPayload`](crate::payload::InitPayload) timestamp that is not newer than the last one
 //! accepted for that peer (the replay cannot complete a session anyway: it never learns the keys).
 
-mod resolver;
+pub(crate) mod resolver;
 
 use snow::params::NoiseParams;
 use subtle::ConstantTimeEq;
@@ -70,12 +70,12 @@ fn internal(_: snow::Error) -> HandshakeError {
     HandshakeError::Internal
 }
 
-fn mac1_matches(key: &[u8; 32], covered: &[u8], mac: &[u8; MAC_LEN]) -> bool {
+pub(crate) fn mac1_matches(key: &[u8; 32], covered: &[u8], mac: &[u8; MAC_LEN]) -> bool {
     bool::from(kdf::mac1(key, covered).ct_eq(mac))
 }
 
 /// Builds the data keys from the Noise split and wipes the raw keys.
-fn split_keys(
+pub(crate) fn split_keys(
     noise: &mut snow::HandshakeState,
     initiator: bool,
     local_index: u32,
