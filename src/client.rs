@@ -336,11 +336,17 @@ impl ClientDriver {
                     }
                 },
                 read = self.local.recv(&mut local_buf) => match read {
-                    // A full queue drops the packet, as a full NIC ring would.
-                    Some(Ok(len)) if self.local.outbound_allowed(&local_buf[..len]) => {
-                        let _ = self.session.send(&local_buf[..len], clock::now());
+                    Some(Ok(len)) => {
+                        let now = clock::now();
+                        self.take_local(&local_buf[..len], now);
+                        // Drain the rest of a burst before flushing, one loop turn for all.
+                        for _ in 1..driver::LOCAL_BURST {
+                            let Some(len) = self.local.try_recv(&mut local_buf) else {
+                                break;
+                            };
+                            self.take_local(&local_buf[..len], now);
+                        }
                     }
-                    Some(Ok(_)) => {}
                     Some(Err(error)) => {
                         tracing::warn!(%error, "TUN read failed");
                         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -377,6 +383,14 @@ impl ClientDriver {
         self.view.send_modify(|v| v.finished = true);
         for waiter in close_waiters {
             let _ = waiter.send(());
+        }
+    }
+
+    /// One inner packet from the local side into the session; a full queue drops it, as a full
+    /// NIC ring would.
+    fn take_local(&mut self, packet: &[u8], now: std::time::Instant) {
+        if self.local.outbound_allowed(packet) {
+            let _ = self.session.send(packet, now);
         }
     }
 

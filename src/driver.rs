@@ -13,6 +13,10 @@ use crate::error::SendError;
 /// Receive buffer size: the largest datagram any transport hands us.
 pub(crate) const MAX_DATAGRAM: usize = 65_535;
 
+/// Inner packets taken from the TUN in one loop turn before the transmits are flushed. Below the
+/// session's default send queue (64), so a burst is never refused by the queue it fills.
+pub(crate) const LOCAL_BURST: usize = 32;
+
 /// A request from a handle to its driver task.
 #[derive(Debug)]
 pub(crate) enum Command {
@@ -125,6 +129,14 @@ impl Local {
         match self {
             Local::Channel(_) => std::future::pending().await,
             Local::Tun(tun) => Some(tun.recv(buf).await),
+        }
+    }
+
+    /// The next inner packet if one is queued already (a burst drains in one loop turn).
+    pub(crate) fn try_recv(&self, buf: &mut [u8]) -> Option<usize> {
+        match self {
+            Local::Channel(_) => None,
+            Local::Tun(tun) => tun.try_recv(buf).ok(),
         }
     }
 

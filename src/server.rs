@@ -371,7 +371,15 @@ impl ServerDriver {
                     None => break,
                 },
                 read = self.local.recv(&mut local_buf) => match read {
-                    Some(Ok(len)) => self.on_tun_packet(&local_buf[..len]),
+                    Some(Ok(len)) => {
+                        self.on_tun_packet(&local_buf[..len]);
+                        // Drain the rest of a burst before flushing, one loop turn for all.
+                        for _ in 1..driver::LOCAL_BURST {
+                            let ServerLocal::Tun(tun) = &self.local else { break };
+                            let Some(len) = tun.try_recv(&mut local_buf) else { break };
+                            self.on_tun_packet(&local_buf[..len]);
+                        }
+                    }
                     Some(Err(error)) => {
                         tracing::warn!(%error, "TUN read failed");
                         tokio::time::sleep(std::time::Duration::from_millis(10)).await;

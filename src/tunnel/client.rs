@@ -55,6 +55,10 @@ impl TunSide {
         self.tun.recv(buf).await
     }
 
+    pub(crate) fn try_recv(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.tun.try_recv(buf)
+    }
+
     /// Only packets for the allowed IPs enter the tunnel (the kernel may hand the device other
     /// traffic, such as IPv6 router solicitations).
     pub(crate) fn outbound_allowed(&mut self, packet: &[u8]) -> bool {

@@ -77,6 +77,10 @@ impl ServerTunSide {
         self.tun.recv(buf).await
     }
 
+    pub(crate) fn try_recv(&self, buf: &mut [u8]) -> Option<usize> {
+        self.tun.try_recv(buf).ok()
+    }
+
     pub(crate) async fn write(&self, packet: &[u8]) {
         if let Err(error) = self.tun.send(packet).await {
             tracing::debug!(%error, "TUN write failed");

@@ -94,6 +94,20 @@ impl Tun {
         }
     }
 
+    /// Takes one queued IP packet without waiting; `WouldBlock` when none is queued. Lets a
+    /// caller drain a burst in one turn of its loop instead of one turn per packet.
+    pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        #[cfg(target_os = "linux")]
+        {
+            self.inner.device.try_recv(buf)
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = buf;
+            Err(io::ErrorKind::Unsupported.into())
+        }
+    }
+
     /// Hands one IP packet to the kernel, as if it had arrived on this interface.
     pub async fn send(&self, packet: &[u8]) -> io::Result<()> {
         #[cfg(target_os = "linux")]
