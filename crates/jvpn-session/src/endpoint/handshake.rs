@@ -45,6 +45,14 @@ impl Endpoint {
             self.counters.handshake_replays = self.counters.handshake_replays.saturating_add(1);
             return self.drop_here(DropReason::HandshakeReplay);
         }
+        // Deadlines that passed first take effect first: a resume that arrives after the
+        // recovery window finds the session ended (and gets a new one), never revives it.
+        if let Some(handle) = peer.session
+            && let Some(session) = self.sessions.get_mut(&handle)
+        {
+            session.handle_timeout(now);
+            self.registry.touched(handle, session);
+        }
         let live = init.resume.and_then(|id| {
             peer.session.filter(|h| {
                 self.sessions

@@ -253,6 +253,9 @@ impl Session {
 
     /// Processes one received datagram, decrypting it in place.
     pub fn handle_datagram(&mut self, path: PathId, buf: &mut [u8], now: Instant) -> Inbound {
+        // Deadlines that passed before this datagram take effect first: a reattach answer that
+        // arrives after the recovery window never revives the session.
+        self.run_timers(now);
         let inbound = match peek_type(buf) {
             Err(_) => Inbound::Dropped(DropReason::Malformed),
             Ok(MessageType::HandshakeResp) => self.handle_resp(path, buf, now),

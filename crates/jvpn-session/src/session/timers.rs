@@ -13,23 +13,28 @@ impl Session {
             if self.sm.state().is_terminated() {
                 break;
             }
+            // A shell wakes at or after a deadline, never exactly on it. Limits that end the
+            // session take effect at their deadline, so the record says when the limit was
+            // reached, not when the process noticed (found by fuzzing: late timers made
+            // RECOVERING look longer than the recovery window).
+            let due = self.timers.get(kind).map_or(now, |at| at.min(now));
             // Fired timers are one-shot; handlers re-arm what must repeat.
             self.timers.stop(kind);
-            self.on_timer(kind, now);
+            self.on_timer(kind, now, due);
         }
     }
 
-    fn on_timer(&mut self, kind: TimerKind, now: Instant) {
+    fn on_timer(&mut self, kind: TimerKind, now: Instant, due: Instant) {
         let state = self.sm.state();
         match kind {
             TimerKind::HandshakeTimeout => {
                 if state == State::Birth {
-                    self.terminate(Reason::HandshakeTimeout, now);
+                    self.terminate(Reason::HandshakeTimeout, due);
                 }
             }
             TimerKind::RecoveryDeadline => {
                 if state == State::Recovering {
-                    self.terminate(Reason::RecoveryWindowExceeded, now);
+                    self.terminate(Reason::RecoveryWindowExceeded, due);
                 }
             }
             TimerKind::DeadPeer => {

@@ -118,3 +118,50 @@ fn a_server_that_lost_the_session_ends_the_client_with_session_lost() {
     );
     assert_eq!(h.client.violations(), 0);
 }
+
+#[test]
+fn a_shell_that_wakes_late_still_terminates_at_the_recovery_deadline_without_a_violation() {
+    let mut h = Harness::attached();
+    h.blackhole = true;
+    h.advance(dead_after() + Duration::from_secs(1));
+    assert_eq!(h.client.state(), State::Recovering);
+    let deadline = h
+        .client_records()
+        .last()
+        .and_then(|r| r.at)
+        .expect("the RECOVERING record has its instant")
+        + Policy::default().recovery_window;
+
+    // One wake-up a minute after the deadline (a suspended laptop, a busy runtime).
+    let late = deadline + Duration::from_secs(60);
+    h.client.handle_timeout(late);
+    h.drain_events();
+
+    assert_eq!(h.client.state(), State::Terminated);
+    let last = h.client_records().last().map(|r| (r.reason, r.at));
+    assert_eq!(
+        last,
+        Some((Reason::RecoveryWindowExceeded, Some(deadline))),
+        "the record says when the limit was reached"
+    );
+    assert_eq!(h.client.violations(), 0);
+}
+
+#[test]
+fn a_late_datagram_after_the_recovery_deadline_does_not_revive_the_session() {
+    let mut h = Harness::attached();
+    h.blackhole = true;
+    h.advance(dead_after() + Duration::from_secs(1));
+    let recovering_at = h.now;
+    let mut junk = vec![0u8; 64];
+
+    let inbound = h.client.handle_datagram(
+        CLIENT_PATH,
+        &mut junk,
+        recovering_at + Policy::default().recovery_window + Duration::from_secs(5),
+    );
+
+    assert!(matches!(inbound, Inbound::Dropped(_)));
+    assert_eq!(h.client.state(), State::Terminated);
+    assert_eq!(h.client.violations(), 0);
+}
