@@ -31,6 +31,9 @@ pub enum Reason {
     QualityRestored,
     /// Quality stayed below policy for the degraded dwell (VOLATILE → DEGRADED).
     QualityBelowPolicy,
+    /// The switch controller wanted to move but the switch budget (rate and burst) is spent:
+    /// the session stays on its current path, marked degraded (ATTACHED or VOLATILE → DEGRADED).
+    FlapLimit,
     /// Nothing authenticated arrived for the policy's `dead_after` (bound → RECOVERING).
     TransportDead,
     /// The switch controller moves to a better-scored path (bound → RECOVERING).
@@ -74,6 +77,7 @@ impl Reason {
         Reason::RttSpike,
         Reason::QualityRestored,
         Reason::QualityBelowPolicy,
+        Reason::FlapLimit,
         Reason::TransportDead,
         Reason::PlannedSwitch,
         Reason::ReattachRequested,
@@ -101,6 +105,7 @@ impl Reason {
             Reason::RttSpike => "RTT_SPIKE",
             Reason::QualityRestored => "QUALITY_RESTORED",
             Reason::QualityBelowPolicy => "QUALITY_BELOW_POLICY",
+            Reason::FlapLimit => "FLAP_LIMIT",
             Reason::TransportDead => "TRANSPORT_DEAD",
             Reason::PlannedSwitch => "PLANNED_SWITCH",
             Reason::ReattachRequested => "REATTACH_REQUESTED",

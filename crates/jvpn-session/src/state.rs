@@ -109,8 +109,9 @@ pub const TRANSITIONS: &[(State, State, &[Reason])] = &[
     (
         State::Volatile,
         State::Degraded,
-        &[Reason::QualityBelowPolicy],
+        &[Reason::QualityBelowPolicy, Reason::FlapLimit],
     ),
+    (State::Attached, State::Degraded, &[Reason::FlapLimit]),
     (State::Degraded, State::Attached, &[Reason::QualityRestored]),
     (State::Attached, State::Recovering, UNBIND),
     (State::Volatile, State::Recovering, UNBIND),
