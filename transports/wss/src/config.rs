@@ -42,6 +42,24 @@ pub struct WssConfig {
     /// Server: how many connections may exist at once (in any phase); more are closed at once.
     /// Default 10 000.
     pub max_connections: usize,
+    /// Server: how many upgraded connections one source IP may hold at once. One more is closed
+    /// right after its upgrade with a WebSocket close of code 1008 (policy violation), so that
+    /// one address cannot take every one of `max_connections`. Default 64 (generous for NAT:
+    /// a jvpn client holds one WSS connection at a time, two while it switches).
+    pub max_connections_per_ip: usize,
+    /// Server: an upgraded connection whose first binary message (a jvpn client sends its
+    /// handshake at once) has not arrived within this time is closed (code 1000). Counted from
+    /// the end of the upgrade. Default 10 s, the same as `pre_auth_deadline`.
+    pub first_datagram_deadline: Duration,
+    /// Server: a connection that has received no binary message for this long is closed (code
+    /// 1000). Every binary message restarts it; ping, pong and text frames do not (they are not
+    /// jvpn traffic). Default 120 s.
+    ///
+    /// Keep it **far above jvpn's keepalive interval (10 s)**: a live session sends at least a
+    /// keepalive every 10 s, so 120 s tolerates many lost or delayed keepalives (TCP
+    /// retransmission on a bad network, a suspended laptop waking up) before an honest
+    /// connection is cut, while still freeing the slot of a silent one within minutes.
+    pub idle_timeout: Duration,
 }
 
 impl Default for WssConfig {
@@ -58,6 +76,9 @@ impl Default for WssConfig {
             max_write_buffer: 4 << 20,
             max_preauth_per_ip: 32,
             max_connections: 10_000,
+            max_connections_per_ip: 64,
+            first_datagram_deadline: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(120),
         }
     }
 }
@@ -157,6 +178,9 @@ mod tests {
         assert_eq!(config.max_write_buffer, 4 << 20);
         assert_eq!(config.max_preauth_per_ip, 32);
         assert_eq!(config.max_connections, 10_000);
+        assert_eq!(config.max_connections_per_ip, 64);
+        assert_eq!(config.first_datagram_deadline, config.pre_auth_deadline);
+        assert_eq!(config.idle_timeout, Duration::from_secs(120));
         assert_eq!(config.max_datagram_size(), 65_535);
         assert!(config.pin_sha256.is_none());
         assert_eq!(config.proxy, ProxyConfig::Direct);

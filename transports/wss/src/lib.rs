@@ -24,6 +24,12 @@
 //!   frame longer than [`WssConfig::max_message_size`] is refused from its length header, before
 //!   its payload is buffered, with close code 1009; writes are bounded by
 //!   [`WssConfig::max_write_buffer`].
+//! - **Bounded after the upgrade too** (S22): an upgraded connection must deliver its first
+//!   binary message within [`WssConfig::first_datagram_deadline`] and then one at least every
+//!   [`WssConfig::idle_timeout`] (ping, pong and text frames do not count), else it is closed;
+//!   each source IP may hold at most [`WssConfig::max_connections_per_ip`] upgraded connections
+//!   (one more is closed right after its upgrade with code 1008). All are counted in
+//!   [`ListenerStats`].
 //! - **A slow peer never blocks the others**: each connection has its own writer task behind a
 //!   bounded queue; when that queue is full, [`Listener::send_to`]
 //!   drops the datagram and counts it ([`ListenerStats::dropped_queue_full`]), as UDP would.
@@ -66,8 +72,9 @@
 //!
 //! Certificate validation against CA roots (see the security note), HTTP/2 or HTTP/3 WebSockets,
 //! compression, HTTPS or SOCKS proxies, NO_PROXY CIDR ranges, or authentication of any kind:
-//! that is Noise's job, above this crate. Connections that completed the upgrade are not timed
-//! out here: the runtime drops sessions that do not authenticate.
+//! that is Noise's job, above this crate. The listener's timeouts only look at whether binary
+//! messages arrive, not at what they hold: the runtime drops sessions that do not authenticate.
+//! The client side ([`WssLink`]) keeps no idle timeout of its own.
 
 mod config;
 mod error;

@@ -110,7 +110,15 @@ async fn connect_inner(url: &TransportUrl, config: &WssConfig) -> Result<WssLink
     };
     let (out_tx, out_rx) = mpsc::channel(OUT_QUEUE);
     let (in_tx, in_rx) = mpsc::channel(LINK_IN_QUEUE);
-    tokio::spawn(pump::run(ws, Inbound::Link(in_tx), out_rx, ()));
+    // The client side keeps no deadlines: jvpn above it decides when a link is dead.
+    tokio::spawn(pump::run(
+        ws,
+        Inbound::Link(in_tx),
+        out_rx,
+        (),
+        None,
+        |_| {},
+    ));
     Ok(WssLink {
         info,
         out: out_tx,

@@ -1,5 +1,10 @@
 //! [`WssListener`]: the server side. One accept task; per connection, one task through the
 //! bounded pre-authentication phase (TLS, HTTP), then the reader and writer of [`crate::pump`].
+//!
+//! After the upgrade two rules keep a connection from holding its slot without carrying jvpn
+//! traffic: its first binary message must arrive within [`WssConfig::first_datagram_deadline`],
+//! and each later one within [`WssConfig::idle_timeout`] of the previous one. Each source IP may
+//! hold at most [`WssConfig::max_connections_per_ip`] upgraded connections.
 
 use std::collections::HashMap;
 use std::io;
@@ -9,6 +14,7 @@ use std::sync::{Arc, Mutex as StdMutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures_util::SinkExt;
 use jvpn_transport::{
     DEFAULT_WSS_PATH, Listener, Remote, TransportError, TransportKind, TransportUrl,
 };
@@ -18,17 +24,21 @@ use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Bytes;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Bytes, Message};
 use tracing::debug;
 
 use crate::http::{self, Route};
 use crate::link::{aborted, copy_datagram, ws_config};
-use crate::pump::{self, Inbound, LISTENER_IN_QUEUE, OUT_QUEUE, Out};
+use crate::pump::{self, Expired, Inbound, LISTENER_IN_QUEUE, OUT_QUEUE, Out, ReadDeadlines};
 use crate::{ServerCert, WssConfig, WssError, tls};
 
 /// How long the accept loop pauses after an accept error (e.g. out of file descriptors).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// How long a connection refused after its upgrade may take to be sent its close frame.
+const REFUSE_GRACE: Duration = Duration::from_secs(1);
 
 /// A server-side WSS listener: a TCP listener whose every upgraded WebSocket connection is one
 /// [`Remote`] (`conn` is a fresh id per connection, never 0).
@@ -49,7 +59,8 @@ pub struct WssListener {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ListenerStats {
-    /// Connections that completed the WebSocket upgrade.
+    /// Connections that completed the WebSocket upgrade and were admitted (those refused by
+    /// `max_connections_per_ip` are in `refused_upgraded_per_ip` instead).
     pub upgraded: u64,
     /// Requests answered with the web page (another path, or no upgrade).
     pub pages_served: u64,
@@ -63,6 +74,14 @@ pub struct ListenerStats {
     pub preauth_failures: u64,
     /// Datagrams dropped by `send_to` because the connection's queue was full (a slow reader).
     pub dropped_queue_full: u64,
+    /// Connections closed right after the upgrade (code 1008) because their IP already held
+    /// `max_connections_per_ip` upgraded connections.
+    pub refused_upgraded_per_ip: u64,
+    /// Upgraded connections closed because no binary message came within
+    /// `first_datagram_deadline`.
+    pub first_datagram_timeouts: u64,
+    /// Upgraded connections closed because no binary message came for `idle_timeout`.
+    pub idle_timeouts: u64,
 }
 
 #[derive(Debug, Default)]
@@ -74,6 +93,9 @@ struct Counters {
     preauth_timeouts: AtomicU64,
     preauth_failures: AtomicU64,
     dropped_queue_full: AtomicU64,
+    refused_upgraded_per_ip: AtomicU64,
+    first_datagram_timeouts: AtomicU64,
+    idle_timeouts: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64) {
@@ -87,12 +109,16 @@ struct Shared {
     conns: StdMutex<HashMap<u64, mpsc::Sender<Out>>>,
     /// Connections in the pre-auth phase, per source IP (entries at 0 are removed).
     preauth: StdMutex<HashMap<IpAddr, usize>>,
+    /// Upgraded connections, per source IP (entries at 0 are removed).
+    upgraded: StdMutex<HashMap<IpAddr, usize>>,
     /// One permit per connection, in any phase.
     slots: Arc<Semaphore>,
     next_conn: AtomicU64,
     counters: Counters,
     max_preauth_per_ip: usize,
+    max_upgraded_per_ip: usize,
     pre_auth_deadline: Duration,
+    read_deadlines: ReadDeadlines,
     path: String,
     ws_config: WebSocketConfig,
 }
@@ -136,13 +162,19 @@ impl WssListener {
         let shared = Arc::new(Shared {
             conns: StdMutex::default(),
             preauth: StdMutex::default(),
+            upgraded: StdMutex::default(),
             slots: Arc::new(Semaphore::new(
                 config.max_connections.min(Semaphore::MAX_PERMITS),
             )),
             next_conn: AtomicU64::new(1),
             counters: Counters::default(),
             max_preauth_per_ip: config.max_preauth_per_ip,
+            max_upgraded_per_ip: config.max_connections_per_ip,
             pre_auth_deadline: config.pre_auth_deadline,
+            read_deadlines: ReadDeadlines {
+                first_datagram: config.first_datagram_deadline,
+                idle: config.idle_timeout,
+            },
             path: url
                 .path
                 .clone()
@@ -181,6 +213,9 @@ impl WssListener {
             preauth_timeouts: get(&c.preauth_timeouts),
             preauth_failures: get(&c.preauth_failures),
             dropped_queue_full: get(&c.dropped_queue_full),
+            refused_upgraded_per_ip: get(&c.refused_upgraded_per_ip),
+            first_datagram_timeouts: get(&c.first_datagram_timeouts),
+            idle_timeouts: get(&c.idle_timeouts),
         }
     }
 
@@ -243,7 +278,7 @@ async fn accept_loop(
             bump(&shared.counters.refused_global);
             continue;
         };
-        let Some(preauth) = PreauthSlot::take(&shared, peer.ip()) else {
+        let Some(preauth) = IpSlot::take(&shared, peer.ip(), IpTable::Preauth) else {
             bump(&shared.counters.refused_per_ip);
             continue;
         };
@@ -258,35 +293,61 @@ async fn accept_loop(
     }
 }
 
-/// One connection in the pre-auth phase, counted against its IP until dropped.
-#[derive(Debug)]
-struct PreauthSlot {
-    shared: Arc<Shared>,
-    ip: IpAddr,
+/// Which per-IP count an [`IpSlot`] is part of.
+#[derive(Debug, Clone, Copy)]
+enum IpTable {
+    /// Connections before the end of the upgrade (`max_preauth_per_ip`).
+    Preauth,
+    /// Upgraded connections (`max_connections_per_ip`).
+    Upgraded,
 }
 
-impl PreauthSlot {
-    fn take(shared: &Arc<Shared>, ip: IpAddr) -> Option<Self> {
-        let mut preauth = lock(&shared.preauth);
-        let count = preauth.entry(ip).or_insert(0);
-        if *count >= shared.max_preauth_per_ip {
+impl IpTable {
+    fn of(self, shared: &Shared) -> (&StdMutex<HashMap<IpAddr, usize>>, usize) {
+        match self {
+            Self::Preauth => (&shared.preauth, shared.max_preauth_per_ip),
+            Self::Upgraded => (&shared.upgraded, shared.max_upgraded_per_ip),
+        }
+    }
+}
+
+/// One connection counted against its IP in one [`IpTable`] until dropped.
+#[derive(Debug)]
+struct IpSlot {
+    shared: Arc<Shared>,
+    ip: IpAddr,
+    table: IpTable,
+}
+
+impl IpSlot {
+    /// A slot, or `None` when `ip` already holds the table's cap.
+    fn take(shared: &Arc<Shared>, ip: IpAddr, table: IpTable) -> Option<Self> {
+        let (map, cap) = table.of(shared);
+        let mut counts = lock(map);
+        let count = counts.entry(ip).or_insert(0);
+        if *count >= cap {
+            if *count == 0 {
+                counts.remove(&ip);
+            }
             return None;
         }
         *count += 1;
         Some(Self {
             shared: Arc::clone(shared),
             ip,
+            table,
         })
     }
 }
 
-impl Drop for PreauthSlot {
+impl Drop for IpSlot {
     fn drop(&mut self) {
-        let mut preauth = lock(&self.shared.preauth);
-        if let Some(count) = preauth.get_mut(&self.ip) {
+        let (map, _) = self.table.of(&self.shared);
+        let mut counts = lock(map);
+        if let Some(count) = counts.get_mut(&self.ip) {
             *count = count.saturating_sub(1);
             if *count == 0 {
-                preauth.remove(&self.ip);
+                counts.remove(&self.ip);
             }
         }
     }
@@ -298,6 +359,7 @@ struct ConnGuard {
     shared: Arc<Shared>,
     conn: u64,
     _slot: OwnedSemaphorePermit,
+    _per_ip: IpSlot,
 }
 
 impl Drop for ConnGuard {
@@ -314,7 +376,7 @@ async fn serve(
     acceptor: TlsAcceptor,
     shared: Arc<Shared>,
     inbound: mpsc::Sender<(Remote, Bytes)>,
-    (slot, preauth): (OwnedSemaphorePermit, PreauthSlot),
+    (slot, preauth): (OwnedSemaphorePermit, IpSlot),
 ) {
     // Pinned outside the timeout so that a timed-out connection is counted before it is closed.
     let mut phase = Box::pin(preauth_phase(stream, acceptor, &shared));
@@ -326,7 +388,7 @@ async fn serve(
     }
     drop(phase);
     drop(preauth);
-    let ws = match result {
+    let mut ws = match result {
         Ok(Ok(Some(ws))) => ws,
         Ok(Ok(None)) => return,
         Ok(Err(error)) => {
@@ -339,6 +401,18 @@ async fn serve(
         }
     };
 
+    let Some(per_ip) = IpSlot::take(&shared, peer.ip(), IpTable::Upgraded) else {
+        bump(&shared.counters.refused_upgraded_per_ip);
+        debug!(%peer, "WSS connection refused: its IP holds too many upgraded connections");
+        let refusal = Message::Close(Some(CloseFrame {
+            code: CloseCode::Policy,
+            reason: "".into(),
+        }));
+        // Bounded: a peer that never reads must not keep the global slot held here.
+        let _ = tokio::time::timeout(REFUSE_GRACE, ws.send(refusal)).await;
+        return;
+    };
+
     let conn = shared.next_conn.fetch_add(1, Ordering::Relaxed);
     let remote = Remote { addr: peer, conn };
     let (out_tx, out_rx) = mpsc::channel(OUT_QUEUE);
@@ -348,6 +422,7 @@ async fn serve(
         shared: Arc::clone(&shared),
         conn,
         _slot: slot,
+        _per_ip: per_ip,
     };
     pump::run(
         ws,
@@ -357,6 +432,11 @@ async fn serve(
         },
         out_rx,
         guard,
+        Some(shared.read_deadlines),
+        move |expired| match expired {
+            Expired::FirstDatagram => bump(&shared.counters.first_datagram_timeouts),
+            Expired::Idle => bump(&shared.counters.idle_timeouts),
+        },
     )
     .await;
 }

@@ -6,7 +6,10 @@
 //! - The **writer** takes [`Out`] commands from a bounded channel and writes them, so a peer that
 //!   reads slowly only fills its own queue.
 //!
-//! When the reader stops (close, error, oversized frame, or its owner gone) it tells the writer,
+//! On the listener side the reader also enforces [`ReadDeadlines`]: the first binary message
+//! must arrive within one time, and every later one within another of the previous one.
+//!
+//! When the reader stops (close, error, oversized frame, deadline, or its owner gone) it tells the writer,
 //! which sends a close frame if there is one to send and stops; the connection is closed when
 //! both halves are dropped.
 
@@ -46,6 +49,26 @@ pub(crate) enum Out {
     Close,
 }
 
+/// How long a connection may go without receiving a binary message (a jvpn datagram). Other
+/// frames (ping, pong, text) do not count: they are not jvpn traffic, and counting them would
+/// let a peer hold a slot forever with pings alone.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReadDeadlines {
+    /// From the start of the connection to its first binary message.
+    pub(crate) first_datagram: Duration,
+    /// Between two binary messages.
+    pub(crate) idle: Duration,
+}
+
+/// Which [`ReadDeadlines`] rule closed a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Expired {
+    /// No binary message at all within [`ReadDeadlines::first_datagram`].
+    FirstDatagram,
+    /// No binary message within [`ReadDeadlines::idle`] of the previous one.
+    Idle,
+}
+
 /// Where a connection's received datagrams go.
 #[derive(Debug)]
 pub(crate) enum Inbound {
@@ -78,60 +101,102 @@ impl Inbound {
 
 /// Runs a connection: spawns its writer and reads in the current task until the connection
 /// ends. `guard` is held until then (it releases the connection's slot in its listener).
-pub(crate) async fn run<S, G>(
+///
+/// With `deadlines`, a connection that misses one is closed (close code 1000) and `on_expiry`
+/// is called first, so that whoever counts expiries has counted it before the peer can see it.
+pub(crate) async fn run<S, G, F>(
     ws: WebSocketStream<S>,
     inbound: Inbound,
     out: mpsc::Receiver<Out>,
     guard: G,
+    deadlines: Option<ReadDeadlines>,
+    on_expiry: F,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     G: Send,
+    F: FnOnce(Expired) + Send,
 {
     let (sink, stream) = ws.split();
     let (stop_tx, stop_rx) = oneshot::channel();
     tokio::spawn(write_loop(sink, out, stop_rx));
-    let close = read_loop(stream, &inbound).await;
+    let close = match read_loop(stream, &inbound, deadlines).await {
+        Ended::Closed(close) => close,
+        Ended::Expired(expired) => {
+            on_expiry(expired);
+            Some(CloseFrame {
+                code: CloseCode::Normal,
+                reason: "".into(),
+            })
+        }
+    };
     // The writer may already be gone (write error); then the connection is closing anyway.
     let _ = stop_tx.send(close);
     drop(guard);
 }
 
-/// Reads until the connection ends; returns the close frame the writer should send, if any.
+/// Why a reader stopped.
+#[derive(Debug)]
+enum Ended {
+    /// The connection ended or failed; the close frame the writer should send, if any.
+    Closed(Option<CloseFrame>),
+    /// A [`ReadDeadlines`] rule was missed.
+    Expired(Expired),
+}
+
+/// Reads until the connection ends or misses one of its `deadlines`.
 async fn read_loop<S>(
     mut stream: futures_util::stream::SplitStream<WebSocketStream<S>>,
     inbound: &Inbound,
-) -> Option<CloseFrame>
+    deadlines: Option<ReadDeadlines>,
+) -> Ended
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    // Replaced in place (`Pin::set`) on every datagram: no allocation and no clock read here.
+    // Without deadlines the branch is disabled and this sleep is never polled.
+    let sleep = tokio::time::sleep(deadlines.map_or(Duration::ZERO, |d| d.first_datagram));
+    tokio::pin!(sleep);
+    let mut waiting_for = Expired::FirstDatagram;
     loop {
         let next = tokio::select! {
             next = stream.next() => next,
-            () = inbound.closed() => return Some(going_away()),
+            () = inbound.closed() => return Ended::Closed(Some(going_away())),
+            () = &mut sleep, if deadlines.is_some() => {
+                debug!(expired = ?waiting_for, "closing a WebSocket connection that sent no datagram in time");
+                return Ended::Expired(waiting_for);
+            }
         };
-        match next {
+        let close = match next {
             Some(Ok(Message::Binary(datagram))) => {
                 if inbound.deliver(datagram).await.is_err() {
-                    return Some(going_away());
+                    return Ended::Closed(Some(going_away()));
                 }
+                // Armed after delivering: time spent waiting for room upstream is ours, not the
+                // peer's, and must not close it.
+                if let Some(d) = deadlines {
+                    sleep.as_mut().set(tokio::time::sleep(d.idle));
+                    waiting_for = Expired::Idle;
+                }
+                continue;
             }
             // Text is not jvpn's; ping / pong are answered by tungstenite itself.
             Some(Ok(
                 Message::Text(_) | Message::Ping(_) | Message::Pong(_) | Message::Frame(_),
-            )) => {}
-            Some(Ok(Message::Close(_))) | None => return None,
+            )) => continue,
+            Some(Ok(Message::Close(_))) | None => None,
             Some(Err(WsError::Capacity(error))) => {
                 debug!(%error, "closing a WebSocket connection whose peer sent an oversized message");
-                return Some(CloseFrame {
+                Some(CloseFrame {
                     code: CloseCode::Size,
                     reason: "message too big".into(),
-                });
+                })
             }
             Some(Err(error)) => {
                 debug!(%error, "WebSocket connection failed");
-                return None;
+                None
             }
-        }
+        };
+        return Ended::Closed(close);
     }
 }
 
