@@ -42,6 +42,14 @@ pub fn mac1(key: &[u8; 32], covered: &[u8]) -> [u8; MAC_LEN] {
     out
 }
 
+/// Writes the MAC trailer of a handshake frame in place: MAC1 over every byte before `mac1_at`,
+/// then an all-zero MAC2 (version 1 has no cookie) to the end of `frame`.
+pub(crate) fn stamp_macs(key: &[u8; 32], frame: &mut [u8], mac1_at: usize) {
+    let mac1 = mac1(key, &frame[..mac1_at]);
+    frame[mac1_at..mac1_at + MAC_LEN].copy_from_slice(&mac1);
+    frame[mac1_at + MAC_LEN..].fill(0);
+}
+
 /// The Noise `psk1` of a REATTACH_INIT:
 /// `derive_key(RESUMPTION_PSK, RS || session_id || BE64(psk_epoch))`.
 ///

@@ -185,9 +185,7 @@ impl InitiatorHandshake {
         if written != mac1_at - noise_at {
             return Err(HandshakeError::Internal);
         }
-        let mac1 = kdf::mac1(&self.mac1_out, &out[..mac1_at]);
-        out[mac1_at..mac1_at + MAC_LEN].copy_from_slice(&mac1);
-        out[mac1_at + MAC_LEN..].fill(0);
+        kdf::stamp_macs(&self.mac1_out, out, mac1_at);
         self.sender_index = Some(sender_idx);
         Ok(len)
     }
@@ -419,9 +417,7 @@ impl IncomingInit {
         if written != mac1_at - noise_at || !self.noise.is_handshake_finished() {
             return Err(HandshakeError::Internal);
         }
-        let mac1 = kdf::mac1(&kdf::mac1_key(&self.peer_static), &out[..mac1_at]);
-        out[mac1_at..mac1_at + MAC_LEN].copy_from_slice(&mac1);
-        out[mac1_at + MAC_LEN..].fill(0);
+        kdf::stamp_macs(&kdf::mac1_key(&self.peer_static), out, mac1_at);
         let keys = split_keys(&mut self.noise, false, sender_idx, self.peer_index);
         Ok((len, keys))
     }

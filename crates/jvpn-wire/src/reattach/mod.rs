@@ -212,9 +212,7 @@ impl ReattachInitiator {
         if written != mac1_at - REATTACH_INIT_PROLOGUE_LEN {
             return Err(ReattachError::Internal);
         }
-        let mac1 = kdf::mac1(&self.mac1_out, &out[..mac1_at]);
-        out[mac1_at..mac1_at + MAC_LEN].copy_from_slice(&mac1);
-        out[mac1_at + MAC_LEN..].fill(0);
+        kdf::stamp_macs(&self.mac1_out, out, mac1_at);
         self.noise = Some(noise);
         self.sender_index = Some(sender_idx);
         Ok(REATTACH_INIT_LEN)

@@ -302,9 +302,7 @@ impl IncomingReattach {
         if written != mac1_at - noise_at || !self.noise.is_handshake_finished() {
             return Err(ReattachError::Internal);
         }
-        let mac1 = kdf::mac1(&kdf::mac1_key(&self.peer_static), &out[..mac1_at]);
-        out[mac1_at..mac1_at + MAC_LEN].copy_from_slice(&mac1);
-        out[mac1_at + MAC_LEN..].fill(0);
+        kdf::stamp_macs(&kdf::mac1_key(&self.peer_static), out, mac1_at);
         let keys = split_keys(&mut self.noise, false, sender_idx, self.peer_index);
         Ok((len, keys))
     }
