@@ -55,40 +55,16 @@ fn ping_crosses_the_tunnel_both_ways() {
 
 #[test]
 fn the_tunnel_runs_over_quic_and_carries_ping_and_a_tcp_transfer() {
-    let Some(tb) = testbed("tunnel_quic", &["ping"]) else {
-        return;
-    };
-    let OneClient {
-        dir: _dir,
-        client_ns,
-        server_ns,
-        server: _server,
-        client,
-    } = one_client_over(&tb, Policy::Default, Over::Quic);
-
-    let status = client.wait_ready(SERVER_INNER);
-
-    assert_eq!(
-        status["sessions"][0]["transport"], "quic",
-        "the session is carried by QUIC: {status:#}"
-    );
-    assert!(ping_all(&client_ns, SERVER_INNER, 3), "client → server");
-    assert!(ping_all(&server_ns, CLIENT_INNER, 3), "server → client");
-    let (sent, received) = transfer(
-        &client_ns,
-        &server_ns,
-        SERVER_INNER,
-        XFER_PORT,
-        8 * 1024 * 1024,
-        7,
-        Duration::from_secs(60),
-    );
-    assert_eq!(received, sent, "8 MB arrive intact over QUIC");
+    tunnel_carries_ping_and_a_tcp_transfer_over("tunnel_quic", Over::Quic, "quic");
 }
 
 #[test]
 fn the_tunnel_runs_over_wss_and_carries_ping_and_a_tcp_transfer() {
-    let Some(tb) = testbed("tunnel_wss", &["ping"]) else {
+    tunnel_carries_ping_and_a_tcp_transfer_over("tunnel_wss", Over::Wss, "wss");
+}
+
+fn tunnel_carries_ping_and_a_tcp_transfer_over(name: &str, over: Over, kind: &str) {
+    let Some(tb) = testbed(name, &["ping"]) else {
         return;
     };
     let OneClient {
@@ -97,13 +73,13 @@ fn the_tunnel_runs_over_wss_and_carries_ping_and_a_tcp_transfer() {
         server_ns,
         server: _server,
         client,
-    } = one_client_over(&tb, Policy::Default, Over::Wss);
+    } = one_client_over(&tb, Policy::Default, over);
 
     let status = client.wait_ready(SERVER_INNER);
 
     assert_eq!(
-        status["sessions"][0]["transport"], "wss",
-        "the session is carried by WebSocket over TLS: {status:#}"
+        status["sessions"][0]["transport"], kind,
+        "the session is carried by {kind}: {status:#}"
     );
     assert!(ping_all(&client_ns, SERVER_INNER, 3), "client → server");
     assert!(ping_all(&server_ns, CLIENT_INNER, 3), "server → client");
@@ -116,7 +92,7 @@ fn the_tunnel_runs_over_wss_and_carries_ping_and_a_tcp_transfer() {
         7,
         Duration::from_secs(60),
     );
-    assert_eq!(received, sent, "8 MB arrive intact over WSS");
+    assert_eq!(received, sent, "8 MB arrive intact over {kind}");
 }
 
 #[test]
