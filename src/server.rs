@@ -242,12 +242,13 @@ impl Drop for Server {
 
 type Datagram = (usize, Remote, Vec<u8>, usize);
 
-/// Empty buffers on their way back to the reader tasks.
-type BufferPool = Arc<tokio::sync::Mutex<mpsc::Receiver<Vec<u8>>>>;
+/// Empty buffers on their way back to the reader tasks. A plain mutex: it is only held for one
+/// non-blocking `try_recv`, never across an await, so the per-packet path takes no async lock.
+type BufferPool = Arc<std::sync::Mutex<mpsc::Receiver<Vec<u8>>>>;
 
 fn buffer_pool() -> (mpsc::Sender<Vec<u8>>, BufferPool) {
     let (tx, rx) = mpsc::channel(RECV_BUFFERS);
-    (tx, Arc::new(tokio::sync::Mutex::new(rx)))
+    (tx, Arc::new(std::sync::Mutex::new(rx)))
 }
 
 async fn read_listener(
@@ -257,9 +258,13 @@ async fn read_listener(
     recycle: BufferPool,
 ) {
     loop {
-        let mut buf = match recycle.lock().await.try_recv() {
-            Ok(buf) => buf,
-            Err(_) => vec![0u8; driver::MAX_DATAGRAM],
+        let recycled = recycle
+            .lock()
+            .ok()
+            .and_then(|mut pool| pool.try_recv().ok());
+        let mut buf = match recycled {
+            Some(buf) => buf,
+            None => vec![0u8; driver::MAX_DATAGRAM],
         };
         match listener.recv_from(&mut buf).await {
             Ok((len, remote)) => {
