@@ -123,6 +123,22 @@ impl Prober {
         }
     }
 
+    /// Another detector (the session's fast silence detector) proved `path` dead at `now`:
+    /// it is `Dead` as if `probes_lost_dead` probes had been lost, stays up, and is probed
+    /// from now on with the dead backoff (its outstanding probes still resolve normally).
+    pub(crate) fn declare_dead(&mut self, path: PathId, now: Instant) {
+        self.expire(now);
+        let lost_dead = self.lost_dead;
+        if let Some(stats) = self.paths.get_mut(&path)
+            && stats.up
+        {
+            stats.state = PathState::Dead;
+            stats.consecutive_losses = stats.consecutive_losses.max(lost_dead);
+            stats.last_probe_at = Some(now);
+            stats.dead_probes = stats.dead_probes.max(1);
+        }
+    }
+
     /// Makes `path` the active path (probed every `probe_interval`); `None` while there is none.
     pub fn set_active(&mut self, path: Option<PathId>) {
         self.active = path;
