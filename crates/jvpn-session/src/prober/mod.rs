@@ -21,7 +21,8 @@
 //!   `(path, seq)`; unknown, late and duplicate answers are ignored. SRTT and RTTVAR follow
 //!   RFC 6298's update rules (α = 1/8, β = 1/4); the first sample sets SRTT = R and the jitter
 //!   (RTTVAR) to 0, not R/2 as an RTO would: the score wants a neutral start.
-//! - **Loss window:** the outcome of the last [`LOSS_WINDOW`] (16) resolved probes.
+//! - **Loss window:** the outcome of the last [`LOSS_WINDOW`] (16) resolved probes. A `Dead`
+//!   path that answers a probe starts a new window (its old losses are forgotten).
 //! - **State:** `Unknown` until a probe is answered; one answer makes an up path `Alive`;
 //!   `probes_lost_suspect` (3) consecutive losses make it `Suspect`, `probes_lost_dead` (5)
 //!   make it `Dead`. Packets other than probe answers update `last_seen` only: only a probe
@@ -233,6 +234,13 @@ impl Prober {
         let Some((_, sent, _)) = stats.outstanding.remove(at) else {
             return;
         };
+        if stats.state == PathState::Dead {
+            // A dead path that answers again starts a new loss window: the losses that made
+            // it dead say nothing about its new life (as after `path_up`), and the dwell, not
+            // an old window, decides whether it has proved itself.
+            stats.history = 0;
+            stats.history_len = 0;
+        }
         stats.sample_rtt(now.saturating_duration_since(sent));
         stats.record_outcome(false);
         stats.consecutive_losses = 0;
