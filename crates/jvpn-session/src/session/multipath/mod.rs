@@ -207,9 +207,36 @@ impl Session {
 
     /// An inner packet left on the bound path.
     pub(super) fn mp_on_data_sent(&mut self, now: Instant) {
-        if let Some(mp) = self.multipath.as_mut() {
+        if self.bound_is_active_candidate()
+            && let Some(mp) = self.multipath.as_mut()
+        {
             mp.detector.on_data_sent(now);
         }
+    }
+
+    /// Whether the session is bound to a candidate that is the prober's active path: the
+    /// detector and the quality rules look at it only then.
+    fn bound_is_active_candidate(&self) -> bool {
+        let Some(mp) = self.multipath.as_ref() else {
+            return false;
+        };
+        let bound = self.bound_path();
+        bound.is_some()
+            && mp.prober.active() == bound
+            && bound.is_some_and(|p| mp.prober.stats(p).is_some())
+    }
+
+    /// Whether `decide` runs: RECOVERING, or bound to a candidate.
+    fn decisions_run(&self) -> bool {
+        let Some(mp) = self.multipath.as_ref() else {
+            return false;
+        };
+        let state = self.sm.state();
+        state == State::Recovering
+            || (state.is_bound()
+                && self
+                    .bound_path()
+                    .is_some_and(|p| mp.prober.stats(p).is_some()))
     }
 
     /// A PROBE_ACK with a prober sequence number arrived on `path`.
@@ -261,14 +288,18 @@ impl Session {
         if state.is_terminated() || self.keys.current.is_none() {
             return None;
         }
-        let volatile_until = (state == State::Volatile)
+        // Only deadlines that a turn will act on: a stale one would make the shell spin.
+        let armed = self.bound_is_active_candidate();
+        let volatile_until = (armed && state == State::Volatile)
             .then(|| self.sm.entered_at())
             .flatten()
             .and_then(|at| at.checked_add(self.policy.degraded_dwell));
         [
             mp.prober.poll_timeout(),
-            mp.controller.poll_timeout(),
-            mp.detector.deadline(mp.timeouts()),
+            mp.controller
+                .poll_timeout()
+                .filter(|_| self.decisions_run()),
+            mp.detector.deadline(mp.timeouts()).filter(|_| armed),
             volatile_until,
         ]
         .into_iter()
@@ -294,15 +325,18 @@ impl Session {
     }
 
     fn step_detector(&mut self, now: Instant) {
+        if !self.bound_is_active_candidate() {
+            if let Some(mp) = self.multipath.as_mut() {
+                mp.detector.reset();
+            }
+            return;
+        }
         let Some(bound) = self.bound_path() else {
             return;
         };
         let Some(mp) = self.multipath.as_mut() else {
             return;
         };
-        if mp.prober.active() != Some(bound) || mp.prober.stats(bound).is_none() {
-            return;
-        }
         let timeouts = mp.timeouts();
         match mp.detector.poll(now, timeouts) {
             Silence::Quiet => {}
@@ -312,18 +346,12 @@ impl Session {
     }
 
     fn decide(&mut self, now: Instant) {
-        let state = self.sm.state();
+        if !self.decisions_run() {
+            return;
+        }
         let Some(mp) = self.multipath.as_mut() else {
             return;
         };
-        let bound_known = self
-            .sm
-            .binding()
-            .and_then(|b| b.path)
-            .is_some_and(|p| mp.prober.stats(p).is_some());
-        if !(state == State::Recovering || (state.is_bound() && bound_known)) {
-            return;
-        }
         match mp.controller.decide(&mut mp.prober, now) {
             Decision::Stay => {
                 if mp.flap_limited && mp.controller.budget_available(now) > RESERVED_TOKENS {
@@ -394,6 +422,9 @@ impl Session {
     }
 
     fn update_quality(&mut self, now: Instant) {
+        if !self.bound_is_active_candidate() {
+            return;
+        }
         let state = self.sm.state();
         let Some(bound) = self.bound_path() else {
             return;

@@ -326,3 +326,36 @@ fn a_dead_standby_is_reported_with_its_loss() {
     assert_eq!(net.client.state(), State::Attached);
     assert_eq!(net.client.bound_path(), Some(net.path(0)));
 }
+
+#[test]
+fn a_bound_path_that_is_not_a_candidate_takes_no_decision_and_never_spins() {
+    let mut h = super::Harness::attached();
+    let mut now = h.now;
+    let mut buf = Vec::new();
+    h.client
+        .add_path(crate::PathId(7), crate::PathKind::Wss, 1, now);
+
+    for _ in 0..50 {
+        h.client.send(b"data", now).unwrap();
+        while h.client.poll_transmit(now, &mut buf).is_some() {}
+        let next = h.client.poll_timeout().expect("timers armed");
+        assert!(
+            next > now,
+            "a deadline in the past would make the shell spin"
+        );
+        now = next.min(now + ms(100));
+        h.client.handle_timeout(now);
+    }
+
+    assert_eq!(h.client.state(), State::Attached);
+    assert_eq!(h.client.last_switch(), None);
+    assert_eq!(h.client.paths().len(), 1);
+}
+
+#[test]
+fn a_session_without_candidates_reports_no_paths() {
+    let h = super::Harness::attached();
+
+    assert!(h.client.paths().is_empty());
+    assert_eq!(h.client.last_switch(), None);
+}
