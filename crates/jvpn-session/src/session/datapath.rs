@@ -27,9 +27,16 @@ impl Session {
             return Inbound::Dropped(DropReason::Malformed);
         };
         let index = packet.receiver_index();
+        // Keys of a reattach waiting for its PATH_CONFIRM.
+        if let Some(inbound) = self.try_pending_frame(path, buf, now) {
+            return inbound;
+        }
         let Some(slot) = self.keys.slot_for(index) else {
             return Inbound::Dropped(DropReason::UnknownReceiver);
         };
+        if slot == Slot::Fenced {
+            return Inbound::Dropped(DropReason::Fenced);
+        }
         let Some(binding) = self.sm.binding() else {
             return Inbound::Dropped(DropReason::NotAttached);
         };
@@ -91,6 +98,11 @@ impl Session {
             ControlMessage::ProbeAck { seq, .. } => self.handle_probe_ack(seq, now),
             ControlMessage::Close { .. } => self.terminate(Reason::PeerClosed, now),
             ControlMessage::RekeyRequest => self.start_rekey(now),
+            ControlMessage::PathResponse { response } => self.on_path_response(response),
+            ControlMessage::PathConfirm {
+                response,
+                challenge,
+            } => self.on_repeated_path_confirm(response, challenge),
             ControlMessage::Probe { seq, sent_micros } => {
                 self.control_out.push_back(ControlMessage::ProbeAck {
                     seq,

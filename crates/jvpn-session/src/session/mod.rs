@@ -5,7 +5,10 @@ mod datapath;
 pub(crate) mod keys;
 mod probe;
 mod queue;
+mod reattach;
+pub(crate) mod record;
 mod server;
+mod server_reattach;
 pub(crate) mod stats;
 mod timers;
 
@@ -20,7 +23,8 @@ use jvpn_wire::{ControlMessage, MessageType, PublicKey, SessionId, peek_type};
 pub(crate) use client::ClientRole;
 use keys::{KeyLimits, KeyState};
 use queue::PacketQueue;
-pub(crate) use server::{Accepted, ResumePlan};
+pub(crate) use reattach::transport_name;
+pub(crate) use server::Accepted;
 pub use stats::{DropCounts, DropReason, SessionStats};
 
 use crate::{
@@ -140,16 +144,20 @@ enum RoleState {
 ///
 /// BIRTH sends HANDSHAKE_INIT, retried every `handshake_retry` with a new ephemeral key and
 /// sender index, until `handshake_timeout` (→ TERMINATED `HandshakeTimeout`). The response
-/// binds the session to the path it arrived on (ATTACHED, epoch 1). Keepalives flow when idle;
-/// when nothing authenticated arrives for `dead_after`, the session goes RECOVERING
-/// (`TransportDead`) and the client re-handshakes with `resume: Some(session_id)` every
-/// `handshake_retry`; an answer for the same session id rebinds it (ATTACHED
-/// `ReattachAccepted`, epoch + 1, fresh keys), another id ends it (`SessionLost`), and the
-/// recovery window ends it exactly at its deadline (`RecoveryWindowExceeded`).
+/// binds the session to the path it arrived on (ATTACHED, epoch 1) and carries the resumption
+/// grant (`RS`, `psk_epoch`, four reattach tokens). Keepalives flow when idle.
 ///
-/// This resume-by-handshake is the foundation's recovery. The full REATTACH protocol
-/// (resumption PSK proof of possession, reattach counter, ownership claim, PATH_CONFIRM before
-/// the binding commits) replaces it in a later issue.
+/// # Reattach (docs/protocol.md §12–§13)
+///
+/// When nothing authenticated arrives for `dead_after`, or when the switch logic moves the
+/// session (`start_rebind`), the client goes RECOVERING and sends REATTACH_INIT (Noise IKpsk1
+/// under the resumption PSK, one token, a strictly increasing counter) on the chosen path,
+/// retried every `reattach_retry`. An OK REATTACH_RESP gives fresh keys: the client sends
+/// PATH_CONFIRM first under them (resent every `reattach_retry` until PATH_RESPONSE) and is
+/// ATTACHED (`ReattachAccepted`, epoch + 1) on that path. The server commits its binding only
+/// when that PATH_CONFIRM opens under the new keys on the new path; frames under the old keys
+/// are then dropped as `Fenced`. The recovery window ends RECOVERING exactly at its deadline
+/// (`RecoveryWindowExceeded`).
 ///
 /// A datagram on another path than the bound one is dropped and counted (`WrongPath`): there
 /// is no implicit roaming. Without a binding (BIRTH, RECOVERING) DATA and CONTROL frames are
@@ -157,12 +165,11 @@ enum RoleState {
 ///
 /// Rekeys (client: at `Policy::rekey_after` or the packet limit; server: a CONTROL
 /// RekeyRequest near its packet limit) are handshakes with `resume: Some(session_id)` on the
-/// same binding: no transition, the previous receive key stays valid for `rekey_grace`, and a
+/// bound path only (a resume never moves a binding): no transition, the previous receive key
+/// stays valid for `rekey_grace`, a fresh grant of tokens arrives with the response, and a
 /// key past its hard limits never seals again.
 ///
-/// The epoch counts *this side's* rebinds. Both sides normally agree; they can differ after a
-/// one-sided outage (one side rebinds while the other saw only a rekey). The server's view is
-/// in the handshake response; the full reattach protocol makes them agree.
+/// The epoch counts *this side's* rebinds; a reattach moves both sides by one.
 pub struct Session {
     role: RoleState,
     sm: StateMachine,
@@ -259,6 +266,7 @@ impl Session {
         let inbound = match peek_type(buf) {
             Err(_) => Inbound::Dropped(DropReason::Malformed),
             Ok(MessageType::HandshakeResp) => self.handle_resp(path, buf, now),
+            Ok(MessageType::ReattachResp) => self.handle_reattach_resp(path, buf, now),
             Ok(MessageType::Data | MessageType::Control) => self.handle_sealed(path, buf, now),
             Ok(_) => Inbound::Dropped(DropReason::UnexpectedHandshake),
         };
@@ -493,7 +501,7 @@ impl Session {
                 .set(TimerKind::KeyExpiry, created + self.limits.reject_after),
             None => self.timers.stop(TimerKind::KeyExpiry),
         }
-        match self.keys.previous.as_ref().map(|(_, until)| *until) {
+        match self.keys.next_grace_end() {
             Some(until) => self.timers.set(TimerKind::PreviousKeyExpiry, until),
             None => self.timers.stop(TimerKind::PreviousKeyExpiry),
         }
