@@ -168,10 +168,20 @@ impl Registry {
 /// An initiation is checked in this order, each failure a silent, counted drop: frame shape,
 /// MAC1 (no Diffie-Hellman before it), Noise, known peer static key, payload, timestamp
 /// strictly newer than the peer's last accepted one (so a replayed first message creates no
-/// session). Then `resume: None` creates a new session (the peer's older session ends with
-/// `Superseded`); `resume: Some(id)` naming the peer's live session rekeys it (same path,
-/// still bound) or rebinds it (epoch + 1, `ReattachAccepted`); any other id is treated as a
-/// new session, whose different id tells the client the old one is lost.
+/// session). Then `resume: None` creates a new session after claiming its id in the
+/// ownership store (the peer's older session ends with `Superseded`); `resume: Some(id)`
+/// naming the peer's live session rekeys it, only on its bound path while bound (anywhere
+/// else it is dropped and counted in `resumes_refused`: a resume never moves a binding); any
+/// other id is treated as a new session. Every HANDSHAKE_RESP carries a resumption grant.
+///
+/// # Reattach rules
+///
+/// A REATTACH_INIT is checked cheapest first (parse, MAC1, token, token expiry and floor,
+/// exact-replay filter, record, Noise proof of possession, counter, clock window, policy,
+/// ownership claim), each failure before the proof a silent drop counted in
+/// [`ReattachStats`]. An accepted one is answered on its path with a path challenge, fresh
+/// tokens and `RS'`; the binding moves only when the client's PATH_CONFIRM opens under the
+/// new keys on that path (docs/protocol.md §13).
 ///
 /// Determinism: sessions are kept in `BTreeMap`s and visited in handle order.
 /// `poll_timeout` is a scan over the sessions (fine at the foundation's scale).

@@ -113,7 +113,7 @@ impl Session {
         // Keep the retry armed even if building fails: the next attempt may succeed.
         self.timers.set(TimerKind::HandshakeRetry, retry_at);
         let frame = client.initiation(unix_nanos, resume, |i| keys.slot_for(i).is_some())?;
-        self.handshake_out = Some((self.path, frame));
+        self.handshake_out.push_back((self.path, frame));
         self.stats.handshake_messages_sent = self.stats.handshake_messages_sent.saturating_add(1);
         Ok(())
     }
@@ -189,6 +189,18 @@ impl Session {
                 self.timers.stop(TimerKind::HandshakeTimeout);
                 self.finish_client_handshake(now);
                 self.rebind(path, now);
+            }
+            State::Recovering => {
+                if self.session_id != Some(resp.session_id) {
+                    // The lost-session probe was answered: the server no longer has it.
+                    self.terminate(Reason::SessionLost, now);
+                    return Inbound::Consumed;
+                }
+                // Our own session answered a resume (a rekey the server staged): a binding
+                // moves only by REATTACH, so these keys are dropped.
+                self.timers
+                    .set(TimerKind::HandshakeRetry, now + self.policy.handshake_retry);
+                return Inbound::Dropped(DropReason::UnexpectedHandshake);
             }
             s if s.is_bound() => {
                 if self.session_id != Some(resp.session_id) {

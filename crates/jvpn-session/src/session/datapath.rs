@@ -115,7 +115,7 @@ impl Session {
     }
 
     pub(super) fn next_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
-        if let Some((path, frame)) = self.handshake_out.take() {
+        if let Some((path, frame)) = self.handshake_out.pop_front() {
             buf.clear();
             buf.extend_from_slice(&frame);
             return Some(Transmit {

@@ -182,7 +182,7 @@ pub struct Session {
     peer_static: PublicKey,
     keys: KeyState,
     timers: TimerTable,
-    handshake_out: Option<(PathId, Vec<u8>)>,
+    handshake_out: VecDeque<(PathId, Vec<u8>)>,
     control_out: VecDeque<ControlMessage>,
     data_out: PacketQueue,
     events: VecDeque<Event>,
@@ -248,7 +248,7 @@ impl Session {
             peer_static,
             keys: KeyState::default(),
             timers: TimerTable::new(),
-            handshake_out: None,
+            handshake_out: VecDeque::new(),
             control_out: VecDeque::new(),
             probes: probe::ProbeTracker::default(),
             events: VecDeque::new(),
@@ -400,7 +400,7 @@ impl Session {
 
     /// Whether the session has output the shell has not drained yet.
     pub(crate) fn has_pending_output(&self) -> bool {
-        self.handshake_out.is_some() || self.close_pending.is_some() || !self.events.is_empty()
+        !self.handshake_out.is_empty() || self.close_pending.is_some() || !self.events.is_empty()
     }
 
     /// Receiver indices this session no longer owns (for the endpoint's demultiplexer).
@@ -474,7 +474,7 @@ impl Session {
         self.timers.stop_all();
         self.data_out.clear();
         self.control_out.clear();
-        self.handshake_out = None;
+        self.handshake_out.clear();
         if let RoleState::Client(client) = &mut self.role {
             client.abandon_handshake();
         }

@@ -117,13 +117,19 @@ impl Session {
         // A rekey in flight belongs to the binding being left.
         client.abandon_handshake();
         client.reattach.confirm = None;
-        self.timers.stop(TimerKind::HandshakeRetry);
         if state.is_bound() {
             self.enter_recovering(reason, now);
         }
         self.path = path;
         if self.sm.state() == State::Recovering {
             self.send_reattach(now);
+            // The lost-session probe: a resume HANDSHAKE_INIT every `handshake_retry`. A server
+            // that restarted cannot open our tokens and stays silent to REATTACH_INIT, but
+            // answers a resume with a new session id: the session ends `SessionLost` at once
+            // (the runtime starts a new BIRTH) instead of at the recovery deadline. A server
+            // that has the session refuses the resume (it never moves a binding).
+            self.timers
+                .set(TimerKind::HandshakeRetry, now + self.policy.handshake_retry);
         }
     }
 
@@ -196,7 +202,7 @@ impl Session {
             path,
             psk_epoch,
         });
-        self.handshake_out = Some((path, frame));
+        self.handshake_out.push_back((path, frame));
         self.stats.handshake_messages_sent = self.stats.handshake_messages_sent.saturating_add(1);
     }
 
@@ -293,6 +299,9 @@ impl Session {
             last: None,
         });
         client.reattach.confirm = Some((resp.path_challenge, challenge));
+        // A lost-session probe still in flight belongs to no binding: its answer must never
+        // install keys as if it were a rekey.
+        client.abandon_handshake();
         // A new binding gets fresh keys only: nothing of the old attachment survives.
         self.keys.install(ActiveKeys::new(done.keys, now), None);
         self.timers.stop(TimerKind::RecoveryDeadline);

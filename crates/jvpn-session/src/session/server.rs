@@ -70,7 +70,9 @@ impl Session {
         session
             .keys
             .install(ActiveKeys::new(accepted.keys, now), None);
-        session.handshake_out = Some((accepted.path, accepted.response));
+        session
+            .handshake_out
+            .push_back((accepted.path, accepted.response));
         session.after_handshake(now);
         session.rebind(accepted.path, now);
         session
@@ -99,6 +101,6 @@ impl Session {
         now: Instant,
     ) {
         self.keys.stage_next(ActiveKeys::new(keys, now));
-        self.handshake_out = Some((path, response));
+        self.handshake_out.push_back((path, response));
     }
 }

@@ -43,7 +43,7 @@ impl Session {
 
     /// Server: queues a handshake-layer answer (a REATTACH_RESP with an error status).
     pub(crate) fn queue_handshake(&mut self, path: PathId, frame: Vec<u8>) {
-        self.handshake_out = Some((path, frame));
+        self.handshake_out.push_back((path, frame));
     }
 
     /// Server: a reattach was answered OK. Its keys wait for PATH_CONFIRM; until then nothing
@@ -60,7 +60,7 @@ impl Session {
         if let Some(old) = record.pending.replace(pending) {
             self.keys.retire_index(old.keys.recv.local_index());
         }
-        self.handshake_out = Some((path, response));
+        self.handshake_out.push_back((path, response));
     }
 
     /// Server: a frame under the keys of a pending reattach. Only a PATH_CONFIRM on the pending

@@ -50,11 +50,10 @@ impl Session {
             }
             TimerKind::KeyExpiry => self.on_key_expiry(now),
             TimerKind::HandshakeRetry => {
-                // RECOVERING retries with REATTACH_INIT (the Reattach timer), never a handshake.
+                // BIRTH: the next initiation; bound: the rekey's; RECOVERING: the lost-session
+                // probe (a resume a server that lost the session answers with a new id).
                 // A failure re-arms the retry inside; nothing else to do.
-                if state != State::Recovering {
-                    let _ = self.start_handshake(now);
-                }
+                let _ = self.start_handshake(now);
             }
             TimerKind::Reattach => self.on_reattach_timer(now),
             TimerKind::Rekey => self.start_rekey(now),
