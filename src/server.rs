@@ -117,6 +117,7 @@ impl Server {
             policy: options.policy.clone(),
             clock: clock::anchor(),
             offered_transports: offered.into_bytes(),
+            cluster: Default::default(),
         };
         let endpoint = Endpoint::new(config, driver::rng()).map_err(ServerError::Config)?;
         let listeners: Vec<Arc<dyn Listener>> = listeners.into_iter().map(Arc::from).collect();

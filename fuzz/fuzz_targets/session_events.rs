@@ -129,6 +129,7 @@ impl World {
                 policy: Policy::default(),
                 clock,
                 offered_transports: jvpn_fuzz::TRANSPORTS.to_vec(),
+                cluster: Default::default(),
             },
             Box::new(ChaCha20Rng::seed_from_u64(20)),
         )

@@ -1,8 +1,10 @@
 //! What a session or endpoint is configured with, and the RNG it draws from.
 
-use jvpn_wire::keys::{Psk, PublicKey, StaticSecret};
+use std::sync::Arc;
 
-use crate::{ClockAnchor, Policy, PolicyError};
+use jvpn_wire::keys::{Psk, PublicKey, StaticSecret, TokenKey};
+
+use crate::{ClockAnchor, NodeId, OwnershipStore, Policy, PolicyError};
 
 /// The randomness a session or endpoint draws from (ephemeral keys, sender indices, session
 /// ids): a cryptographic RNG passed in, never the OS RNG. The runtime seeds a ChaCha20 RNG from
@@ -24,7 +26,8 @@ pub struct ClientConfig {
     pub policy: Policy,
     /// Wall time for handshake timestamps and audit records.
     pub clock: ClockAnchor,
-    /// The offered transports, mixed into the Noise prologue (must equal the server's).
+    /// The transport list mixed into the Noise prologue; it must equal the server's (the
+    /// `jvpn` runtime uses one constant on both sides).
     pub offered_transports: Vec<u8>,
 }
 
@@ -48,8 +51,26 @@ pub struct ServerConfig {
     pub policy: Policy,
     /// Wall time for handshake timestamps and audit records.
     pub clock: ClockAnchor,
-    /// The offered transports, mixed into the Noise prologue (must equal the clients').
+    /// The transport list mixed into the Noise prologue; it must equal the clients'. It is
+    /// also the reattach policy: a REATTACH_INIT naming a built-in transport kind absent from
+    /// it is answered POLICY.
     pub offered_transports: Vec<u8>,
+    /// Session ownership and reattach tokens (defaults: one node on its own).
+    pub cluster: ClusterConfig,
+}
+
+/// How a server endpoint shares sessions with other nodes. The default is a node on its own:
+/// a private in-memory ownership store and a token key drawn from the endpoint's RNG.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterConfig {
+    /// This node's id in the ownership store.
+    pub node: NodeId,
+    /// Where session ownership is claimed (compare-and-swap). `None`: a private
+    /// [`MemoryOwnershipStore`](crate::MemoryOwnershipStore).
+    pub ownership: Option<Arc<dyn OwnershipStore>>,
+    /// The key that seals reattach tokens; nodes that serve each other's sessions share it.
+    /// `None`: a random key drawn from the endpoint's RNG (tokens die with the endpoint).
+    pub token_key: Option<TokenKey>,
 }
 
 /// `Session::connect` refused its configuration. Nothing was sent.

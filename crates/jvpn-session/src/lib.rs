@@ -27,6 +27,7 @@ mod config;
 mod endpoint;
 mod invariants;
 mod machine;
+mod ownership;
 mod path;
 mod policy;
 mod prober;
@@ -43,10 +44,13 @@ mod tests;
 pub use audit::AuditRecord;
 pub use budget::SwitchBudget;
 pub use clock::ClockAnchor;
-pub use config::{ClientConfig, ConfigError, ConnectError, PeerConfig, ServerConfig, SessionRng};
-pub use endpoint::{Endpoint, EndpointCounters, EndpointInbound, SessionHandle};
+pub use config::{
+    ClientConfig, ClusterConfig, ConfigError, ConnectError, PeerConfig, ServerConfig, SessionRng,
+};
+pub use endpoint::{Endpoint, EndpointCounters, EndpointInbound, ReattachStats, SessionHandle};
 pub use invariants::Violation;
 pub use machine::{Binding, IdentityChanged, IllegalTransition, StateMachine, TransitionCtx};
+pub use ownership::{MemoryOwnershipStore, NodeId, OwnershipError, OwnershipStore, Version};
 pub use path::PathId;
 pub use policy::{Policy, PolicyError};
 pub use prober::{LOSS_WINDOW, PathKind, PathState, PathStats, Prober};

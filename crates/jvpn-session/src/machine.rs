@@ -191,6 +191,11 @@ impl StateMachine {
         }
     }
 
+    /// Whether a switch-budget token is available at `now` (none is taken).
+    pub fn switch_available(&mut self, now: Instant) -> bool {
+        self.budget.available(now) > 0
+    }
+
     /// Takes one switch-budget token at `now` (call before accepting a rebind out of
     /// RECOVERING; with `false`, terminate with `SwitchBudgetExhausted` instead).
     pub fn try_take_switch(&mut self, now: Instant) -> bool {

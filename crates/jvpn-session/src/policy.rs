@@ -117,6 +117,18 @@ pub struct Policy {
     /// `silence_timeout_min + 2 × fast_probe_timeout_min` = 400 ms on a short path. 0 turns
     /// the fast detector off (only the regular probes and `dead_after` detect a dead path).
     pub fast_probes_lost_dead: u32,
+    /// Time between REATTACH_INIT attempts while unanswered (each with a new ephemeral key,
+    /// sender index and counter), and between PATH_CONFIRM retransmissions until the server's
+    /// PATH_RESPONSE. Default 250 ms: a lost attempt costs a quarter second of blackout, well
+    /// within the 1 s target, at 576 bytes per attempt. Must be below `recovery_window`.
+    #[serde(rename = "reattach_retry_ms", with = "millis")]
+    pub reattach_retry: Duration,
+    /// Server: a REATTACH_INIT whose timestamp is further than this from the server's clock is
+    /// answered CLOCK (the client resynchronises and retries). Default 60 s: tolerates coarse
+    /// clocks, bounds how long a captured attempt stays fresh (its counter and ephemeral are
+    /// single-use anyway).
+    #[serde(rename = "reattach_clock_window_ms", with = "millis")]
+    pub reattach_clock_window: Duration,
     /// Inner packets queued while not attached (BIRTH, RECOVERING, rekey wait); more are
     /// refused with `QueueFull`. Default 64: bounds memory without dropping a short burst.
     pub send_queue_packets: usize,
@@ -146,6 +158,8 @@ impl Default for Policy {
             degraded_dwell: Duration::from_secs(5),
             rekey_after: Duration::from_secs(100),
             rekey_grace: Duration::from_secs(10),
+            reattach_retry: Duration::from_millis(250),
+            reattach_clock_window: Duration::from_secs(60),
             send_queue_packets: 64,
             silence_timeout_min: Duration::from_millis(200),
             silence_rtt_factor: 3,
@@ -182,6 +196,15 @@ pub enum PolicyError {
         retry: Duration,
         /// The configured `handshake_timeout`.
         timeout: Duration,
+    },
+    /// `reattach_retry` must be shorter than `recovery_window`, or a lost REATTACH_INIT is
+    /// never retried. Lower the retry (sub-second is advised) or raise the window.
+    #[error("reattach_retry ({retry:?}) must be shorter than recovery_window ({window:?})")]
+    ReattachRetryNotBeforeWindow {
+        /// The configured `reattach_retry`.
+        retry: Duration,
+        /// The configured `recovery_window`.
+        window: Duration,
     },
     /// A percentage is above 100. Use a value from 0 to 100.
     #[error("policy field `{field}` is {value} %, above 100 %")]
@@ -248,6 +271,8 @@ impl Policy {
             ("probe_timeout_min", self.probe_timeout_min),
             ("silence_timeout_min", self.silence_timeout_min),
             ("fast_probe_timeout_min", self.fast_probe_timeout_min),
+            ("reattach_retry", self.reattach_retry),
+            ("reattach_clock_window", self.reattach_clock_window),
         ];
         for (field, value) in positive {
             if value.is_zero() {
@@ -298,6 +323,12 @@ impl Policy {
             return Err(PolicyError::RetryNotBeforeTimeout {
                 retry: self.handshake_retry,
                 timeout: self.handshake_timeout,
+            });
+        }
+        if self.reattach_retry >= self.recovery_window {
+            return Err(PolicyError::ReattachRetryNotBeforeWindow {
+                retry: self.reattach_retry,
+                window: self.recovery_window,
             });
         }
         for (field, value) in [

@@ -25,6 +25,9 @@ pub enum TimerKind {
     PreviousKeyExpiry,
     /// Nothing sent for `Policy::keepalive_interval` → send a keepalive.
     Keepalive,
+    /// Client: send a new REATTACH_INIT (RECOVERING), or resend PATH_CONFIRM until the server's
+    /// PATH_RESPONSE (bound), every `Policy::reattach_retry`.
+    Reattach,
 }
 
 impl TimerKind {
@@ -38,10 +41,11 @@ impl TimerKind {
         TimerKind::Rekey,
         TimerKind::PreviousKeyExpiry,
         TimerKind::Keepalive,
+        TimerKind::Reattach,
     ];
 
     /// The number of kinds (the size of the table).
-    pub const COUNT: usize = 8;
+    pub const COUNT: usize = 9;
 
     const fn index(self) -> usize {
         self as usize

@@ -121,6 +121,7 @@ impl Sim {
                 policy: policy.clone(),
                 clock,
                 offered_transports: TRANSPORTS.to_vec(),
+                cluster: Default::default(),
             },
             Box::new(seed.rng("server", 0)),
         )

@@ -49,6 +49,7 @@ pub use kdf::resumption_psk;
 pub use keys::{Psk, PublicKey, ResumptionSecret, SessionId, StaticSecret, TokenKey};
 pub use payload::{
     InitPayload, ReattachInitPayload, ReattachRespPayload, ReattachStatus, RespPayload,
+    ResumptionGrant,
 };
 pub use reattach::{
     IncomingReattach, Mac1Verified, REATTACH_NOISE_PATTERN, ReattachCompleted, ReattachCounters,

@@ -4,10 +4,17 @@
 //! `type u8 | len u16 | value[len]` entries. A receiver skips extensions it does not know unless
 //! the type has its high bit set (>= 0x80, "critical"), in which case the payload is rejected:
 //! later issues add fields without a version bump, and can still make one mandatory. No extension
-//! is defined yet, so `emit` writes none. A payload is at most
+//! is defined in the fixed parts' `emit`; the resumption grant ([`ResumptionGrant`]) and
+//! HANDSHAKE_INIT padding are extensions written by their own helpers. A payload is at most
 //! [`crate::frame::MAX_HANDSHAKE_PAYLOAD`] bytes.
 
+mod grant;
 mod reattach;
+
+pub use grant::{
+    GRANT_EXTENSION, GRANT_EXTENSION_LEN, GRANT_VALUE_LEN, INIT_PADDING_EXTENSION,
+    PADDED_INIT_PAYLOAD_LEN, ResumptionGrant, emit_init_padding,
+};
 
 pub use reattach::{
     PATH_CHALLENGE_LEN, REATTACH_INIT_PAYLOAD_LEN, REATTACH_RESP_PAYLOAD_LEN, REATTACH_TOKENS,

@@ -3,11 +3,15 @@
 use std::time::Instant;
 
 use jvpn_wire::frame::handshake_resp_len;
-use jvpn_wire::payload::RESP_PAYLOAD_LEN;
-use jvpn_wire::{HandshakeError, InitPayload, MAX_HANDSHAKE_PAYLOAD, RespPayload, SessionId};
+use jvpn_wire::payload::{GRANT_EXTENSION_LEN, RESP_PAYLOAD_LEN};
+use jvpn_wire::{
+    HandshakeError, InitPayload, MAX_HANDSHAKE_PAYLOAD, RespPayload, ResumptionSecret, SessionId,
+};
+use zeroize::Zeroizing;
 
 use super::{Endpoint, EndpointInbound, SessionHandle};
-use crate::session::{Accepted, ResumePlan};
+use crate::session::Accepted;
+use crate::session::record::ResumptionRecord;
 use crate::{DropReason, PathId, Reason, Session};
 
 /// Tries at drawing an unused receiver index before giving up on the handshake.
@@ -65,34 +69,59 @@ impl Endpoint {
         let Some(local_index) = self.allocate_index() else {
             return self.drop_here(DropReason::Malformed);
         };
+        let unix_nanos = self.clock.unix_nanos_at(now);
+        let unix_secs = unix_nanos / 1_000_000_000;
 
-        let (handle, plan, session_id, epoch) = match live {
+        // A resume rekeys a live session on its bound path; it never moves a binding (only a
+        // REATTACH does). A new session claims its ownership first.
+        let (session_id, epoch, grant, record) = match live {
             Some(handle) => {
                 let Some(session) = self.sessions.get_mut(&handle) else {
                     return self.drop_here(DropReason::UnknownReceiver);
                 };
-                let plan = session.plan_resume(path, now);
-                let epoch = session.epoch() + u64::from(plan == ResumePlan::Rebind);
-                let session_id = session.session_id().unwrap_or_default();
-                self.registry.touched(handle, session);
-                if plan == ResumePlan::Refuse {
+                if let Err(reason) = session.plan_resume(path) {
                     self.counters.resumes_refused = self.counters.resumes_refused.saturating_add(1);
-                    return EndpointInbound::Dropped(DropReason::Terminated);
+                    session.count_drop(reason);
+                    return EndpointInbound::Dropped(reason);
                 }
-                (Some(handle), Some(plan), session_id, epoch)
+                let session_id = session.session_id().unwrap_or_default();
+                let epoch = session.epoch();
+                let Some(record) = session.record_mut() else {
+                    return self.drop_here(DropReason::UnknownSession);
+                };
+                let grant = record.grant(&self.token_key, session_id, unix_secs, &mut self.rng);
+                (session_id, epoch, grant, None)
             }
-            None => (None, None, SessionId::random(&mut self.rng), 1),
+            None => {
+                let session_id = SessionId::random(&mut self.rng);
+                let version = match self.ownership.claim(session_id, self.node, None) {
+                    Ok(version) => version,
+                    Err(_) => {
+                        self.counters.ownership_conflicts =
+                            self.counters.ownership_conflicts.saturating_add(1);
+                        return self.drop_here(DropReason::NotOwner);
+                    }
+                };
+                let rs = ResumptionSecret::generate(&mut self.rng);
+                let mut record = ResumptionRecord::new(rs, Some(version));
+                let grant = record.grant(&self.token_key, session_id, unix_secs, &mut self.rng);
+                (session_id, 1, grant, Some(record))
+            }
         };
 
         let resp = RespPayload {
             session_id,
             epoch,
-            server_unix_nanos: self.clock.unix_nanos_at(now),
+            server_unix_nanos: unix_nanos,
         };
-        let mut resp_buf = [0u8; RESP_PAYLOAD_LEN];
-        let Ok(resp_len) = resp.emit(&mut resp_buf) else {
+        let mut resp_buf = Zeroizing::new([0u8; RESP_PAYLOAD_LEN + GRANT_EXTENSION_LEN]);
+        let Ok(fixed) = resp.emit(&mut resp_buf[..]) else {
             return self.drop_here(DropReason::Malformed);
         };
+        let Ok(ext) = grant.emit_extension(&mut resp_buf[fixed..]) else {
+            return self.drop_here(DropReason::Malformed);
+        };
+        let resp_len = fixed + ext;
         let mut frame = vec![0u8; handshake_resp_len(resp_len)];
         let (len, keys) =
             match incoming.write_resp(&psk, local_index, &resp_buf[..resp_len], &mut frame) {
@@ -104,29 +133,27 @@ impl Endpoint {
             peer.last_init_nanos = Some(init.unix_nanos);
         }
 
-        match (handle, plan) {
-            (Some(handle), Some(plan)) => {
+        match (live, record) {
+            (Some(handle), _) => {
                 if let Some(session) = self.sessions.get_mut(&handle) {
-                    session.accept_resume(plan, keys, frame, path, now);
+                    session.accept_rekey(keys, frame, path, now);
                     self.registry.index.insert(local_index, handle);
                     self.registry.touched(handle, session);
                 }
-                let counter = match plan {
-                    ResumePlan::Rekey => &mut self.counters.rekeys,
-                    _ => &mut self.counters.rebinds,
-                };
-                *counter = counter.saturating_add(1);
+                self.counters.rekeys = self.counters.rekeys.saturating_add(1);
             }
-            _ => {
+            (None, Some(record)) => {
                 let accepted = Accepted {
                     peer_static,
                     session_id,
                     keys,
                     response: frame,
                     path,
+                    record,
                 };
                 self.insert_session(accepted, local_index, now);
             }
+            (None, None) => {}
         }
         EndpointInbound::Consumed
     }
@@ -158,7 +185,7 @@ impl Endpoint {
     }
 
     /// A random receiver index no session owns (0 is never used).
-    fn allocate_index(&mut self) -> Option<u32> {
+    pub(super) fn allocate_index(&mut self) -> Option<u32> {
         (0..INDEX_TRIES)
             .map(|_| self.rng.next_u32())
             .find(|&i| i != 0 && !self.registry.index.contains_key(&i))

@@ -2,19 +2,24 @@
 //! many sessions.
 
 mod handshake;
+mod reattach;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::ops::{Bound, Range};
+use std::sync::Arc;
 use std::time::Instant;
 
 use jvpn_wire::frame::DataPacket;
-use jvpn_wire::{MessageType, Psk, PublicKey, Responder, SessionId, peek_type};
+use jvpn_wire::{
+    MessageType, Psk, PublicKey, ReattachCounters, ReattachResponder, Responder, SessionId,
+    TokenKey, peek_type,
+};
 
 use crate::session::keys::KeyLimits;
 use crate::{
-    ClockAnchor, ConfigError, DropCounts, DropReason, Event, Inbound, PathId, Policy, Reason,
-    SendError, ServerConfig, Session, SessionRng, Transmit,
+    ClockAnchor, ConfigError, DropCounts, DropReason, Event, Inbound, MemoryOwnershipStore, NodeId,
+    OwnershipStore, PathId, Policy, Reason, SendError, ServerConfig, Session, SessionRng, Transmit,
 };
 
 /// Names one session inside an [`Endpoint`]. Handles are never reused.
@@ -65,12 +70,50 @@ pub struct EndpointCounters {
     pub sessions_superseded: u64,
     /// Resumes answered with new keys on the same binding.
     pub rekeys: u64,
-    /// Resumes answered with a new binding (epoch + 1).
+    /// Reattaches committed by PATH_CONFIRM (a new binding, epoch + 1).
     pub rebinds: u64,
-    /// Resumes refused (switch budget exhausted).
+    /// Resumes refused: not on the bound path of a bound session (a resume never moves a
+    /// binding; only a REATTACH does).
     pub resumes_refused: u64,
+    /// First attaches refused because the ownership store gave the session id to another node.
+    pub ownership_conflicts: u64,
+    /// REATTACH_INIT outcomes, by step.
+    pub reattach: ReattachStats,
     /// Datagrams dropped before reaching a session, by reason.
     pub drops: DropCounts,
+}
+
+/// What the endpoint counted of REATTACH_INITs, by the step that decided (docs/protocol.md
+/// §13, server order).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReattachStats {
+    /// Wire-layer steps: malformed, MAC1, token not opening, DH started, Noise failures,
+    /// identity mismatches.
+    pub wire: ReattachCounters,
+    /// Tokens past their expiry.
+    pub token_expired: u64,
+    /// Tokens at or below the session's floor (already spent by a committed reattach) or from
+    /// a batch the session no longer holds.
+    pub token_reused: u64,
+    /// Tokens naming a session this endpoint does not hold.
+    pub unknown_session: u64,
+    /// Exact replays caught by the ephemeral filter (before any Diffie-Hellman).
+    pub replays: u64,
+    /// Attempts whose counter was not above the last accepted one.
+    pub stale_counter: u64,
+    /// Answered CLOCK (timestamp outside the window).
+    pub clock: u64,
+    /// Answered EXPIRED (recovery window over).
+    pub expired: u64,
+    /// Answered POLICY (state, switch budget or transport).
+    pub policy: u64,
+    /// Answered SUPERSEDED (the ownership claim lost).
+    pub superseded: u64,
+    /// Answered STORE_UNAVAILABLE.
+    pub store_unavailable: u64,
+    /// Answered OK (claim made, PATH_CONFIRM awaited).
+    pub accepted: u64,
 }
 
 #[derive(Debug)]
@@ -125,15 +168,30 @@ impl Registry {
 /// An initiation is checked in this order, each failure a silent, counted drop: frame shape,
 /// MAC1 (no Diffie-Hellman before it), Noise, known peer static key, payload, timestamp
 /// strictly newer than the peer's last accepted one (so a replayed first message creates no
-/// session). Then `resume: None` creates a new session (the peer's older session ends with
-/// `Superseded`); `resume: Some(id)` naming the peer's live session rekeys it (same path,
-/// still bound) or rebinds it (epoch + 1, `ReattachAccepted`); any other id is treated as a
-/// new session, whose different id tells the client the old one is lost.
+/// session). Then `resume: None` creates a new session after claiming its id in the
+/// ownership store (the peer's older session ends with `Superseded`); `resume: Some(id)`
+/// naming the peer's live session rekeys it, only on its bound path while bound (anywhere
+/// else it is dropped and counted in `resumes_refused`: a resume never moves a binding); any
+/// other id is treated as a new session. Every HANDSHAKE_RESP carries a resumption grant.
+///
+/// # Reattach rules
+///
+/// A REATTACH_INIT is checked cheapest first (parse, MAC1, token, token expiry and floor,
+/// exact-replay filter, record, Noise proof of possession, counter, clock window, policy,
+/// ownership claim), each failure before the proof a silent drop counted in
+/// [`ReattachStats`]. An accepted one is answered on its path with a path challenge, fresh
+/// tokens and `RS'`; the binding moves only when the client's PATH_CONFIRM opens under the
+/// new keys on that path (docs/protocol.md §13).
 ///
 /// Determinism: sessions are kept in `BTreeMap`s and visited in handle order.
 /// `poll_timeout` is a scan over the sessions (fine at the foundation's scale).
 pub struct Endpoint {
     responder: Responder,
+    reattach: ReattachResponder,
+    token_key: TokenKey,
+    ownership: Arc<dyn OwnershipStore>,
+    node: NodeId,
+    offered_transports: Vec<u8>,
     prologue: Vec<u8>,
     policy: Policy,
     clock: ClockAnchor,
@@ -163,7 +221,17 @@ impl Endpoint {
     /// A server endpoint for `cfg`. Checks the policy and the peer list.
     pub fn new(cfg: ServerConfig, rng: Box<dyn SessionRng>) -> Result<Self, ConfigError> {
         cfg.policy.validate()?;
+        let mut rng = rng;
+        let reattach = ReattachResponder::new(cfg.local_key.clone());
         let responder = Responder::new(cfg.local_key);
+        let token_key = cfg
+            .cluster
+            .token_key
+            .unwrap_or_else(|| TokenKey::generate(&mut rng));
+        let ownership = cfg
+            .cluster
+            .ownership
+            .unwrap_or_else(|| Arc::new(MemoryOwnershipStore::new()));
         let own = responder.public_key();
         let mut peers = BTreeMap::new();
         for peer in cfg.peers {
@@ -181,7 +249,12 @@ impl Endpoint {
         }
         Ok(Endpoint {
             responder,
+            reattach,
+            token_key,
+            ownership,
+            node: cfg.cluster.node,
             prologue: jvpn_wire::prologue(&cfg.offered_transports),
+            offered_transports: cfg.offered_transports,
             policy: cfg.policy,
             clock: cfg.clock,
             rng,
@@ -210,6 +283,7 @@ impl Endpoint {
         let result = match peek_type(buf) {
             Err(_) => EndpointInbound::Dropped(DropReason::Malformed),
             Ok(MessageType::HandshakeInit) => self.handle_init(path, buf, now),
+            Ok(MessageType::ReattachInit) => self.handle_reattach(path, buf, now),
             Ok(MessageType::Data | MessageType::Control) => self.handle_sealed(path, buf, now),
             Ok(_) => EndpointInbound::Dropped(DropReason::UnexpectedHandshake),
         };
@@ -228,7 +302,11 @@ impl Endpoint {
         let Some(session) = self.sessions.get_mut(&handle) else {
             return self.drop_here(DropReason::UnknownReceiver);
         };
+        let epoch = session.epoch();
         let inbound = session.handle_datagram(path, buf, now);
+        if session.epoch() > epoch {
+            self.counters.rebinds = self.counters.rebinds.saturating_add(1);
+        }
         self.registry.touched(handle, session);
         match inbound {
             Inbound::Inner(range) => EndpointInbound::Inner {
@@ -250,6 +328,7 @@ impl Endpoint {
         self.counters.mac1_rejected = r.mac1_rejected;
         self.counters.dh_started = r.dh_started;
         self.counters.noise_failed = r.noise_failed;
+        self.counters.reattach.wire = self.reattach.counters();
     }
 
     /// Queues one inner packet for `session` (see [`Session::send`]).
@@ -340,9 +419,13 @@ impl Endpoint {
             .filter(|h| self.sessions.get(h).is_none_or(|s| !s.has_pending_output()))
             .collect();
         for handle in done {
-            if let Some(session) = self.sessions.remove(&handle) {
+            if let Some(mut session) = self.sessions.remove(&handle) {
                 self.reaped_violations =
                     self.reaped_violations.saturating_add(session.violations());
+                let version = session.record_mut().and_then(|r| r.ownership);
+                if let (Some(id), Some(version)) = (session.session_id(), version) {
+                    self.ownership.release(id, self.node, version);
+                }
             }
             self.registry.index.retain(|_, h| *h != handle);
             self.registry.tx_ready.remove(&handle);

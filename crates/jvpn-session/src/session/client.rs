@@ -1,16 +1,17 @@
-//! The client role: handshake initiation, retries, rekey and resume-by-handshake recovery.
+//! The client role: handshake initiation, retries and rekey (reattach is in `reattach.rs`).
 
 use std::fmt;
 use std::time::Instant;
 
 use jvpn_wire::frame::handshake_init_len;
-use jvpn_wire::payload::INIT_PAYLOAD_LEN;
+use jvpn_wire::payload::{INIT_PAYLOAD_LEN, PADDED_INIT_PAYLOAD_LEN, emit_init_padding};
 use jvpn_wire::{
     HandshakeError, InitPayload, InitiatorHandshake, MAX_HANDSHAKE_PAYLOAD, Psk, PublicKey,
-    RespPayload, StaticSecret,
+    RespPayload, ResumptionGrant, StaticSecret,
 };
 
 use super::keys::ActiveKeys;
+use super::reattach::ClientReattach;
 use super::{DropReason, Event, Inbound, RoleState, Session};
 use crate::{ClientConfig, PathId, Reason, SessionRng, State, TimerKind};
 
@@ -19,11 +20,13 @@ const INDEX_TRIES: usize = 8;
 
 /// What only a client session holds.
 pub(crate) struct ClientRole {
-    local_key: StaticSecret,
-    server_key: PublicKey,
+    pub(super) local_key: StaticSecret,
+    pub(super) server_key: PublicKey,
     psk: Psk,
-    prologue: Vec<u8>,
-    rng: Box<dyn SessionRng>,
+    pub(super) prologue: Vec<u8>,
+    pub(super) rng: Box<dyn SessionRng>,
+    /// Grant, tokens, counter and the attempt in flight of the authenticated reattach.
+    pub(super) reattach: ClientReattach,
     /// The initiation in flight, if any (BIRTH, rekey or resume).
     pending: Option<InitiatorHandshake>,
     /// Timestamps must strictly increase per client key (the server's replay guard), even if
@@ -50,6 +53,7 @@ impl ClientRole {
             rng,
             pending: None,
             last_unix_nanos: 0,
+            reattach: ClientReattach::default(),
         }
     }
 
@@ -73,8 +77,13 @@ impl ClientRole {
         }
         let unix_nanos = unix_nanos.max(self.last_unix_nanos.saturating_add(1));
         let payload = InitPayload { unix_nanos, resume };
-        let mut payload_buf = [0u8; INIT_PAYLOAD_LEN];
-        let payload_len = payload.emit(&mut payload_buf)?;
+        // Padded so that the response, which carries a resumption grant, is never larger than
+        // this request (anti-amplification).
+        let mut payload_buf = [0u8; PADDED_INIT_PAYLOAD_LEN];
+        let fixed = payload.emit(&mut payload_buf)?;
+        let payload_len =
+            fixed + emit_init_padding(&mut payload_buf[fixed..], PADDED_INIT_PAYLOAD_LEN - fixed)?;
+        debug_assert_eq!(fixed, INIT_PAYLOAD_LEN);
         let mut hs = InitiatorHandshake::new(
             &self.local_key,
             &self.server_key,
@@ -104,7 +113,7 @@ impl Session {
         // Keep the retry armed even if building fails: the next attempt may succeed.
         self.timers.set(TimerKind::HandshakeRetry, retry_at);
         let frame = client.initiation(unix_nanos, resume, |i| keys.slot_for(i).is_some())?;
-        self.handshake_out = Some((self.path, frame));
+        self.handshake_out.push_back((self.path, frame));
         self.stats.handshake_messages_sent = self.stats.handshake_messages_sent.saturating_add(1);
         Ok(())
     }
@@ -149,6 +158,13 @@ impl Session {
         let Ok(resp) = RespPayload::parse(&payload[..done.payload_len]) else {
             return Inbound::Dropped(DropReason::Malformed);
         };
+        let grant = ResumptionGrant::find(&payload[..done.payload_len])
+            .ok()
+            .flatten();
+        zeroize::Zeroize::zeroize(&mut payload[..]);
+        if let (Some(grant), RoleState::Client(client)) = (grant, &mut self.role) {
+            client.reattach.store_grant(grant);
+        }
         let keys = ActiveKeys::new(done.keys, now);
         self.complete_handshake(resp, keys, path, now)
     }
@@ -176,18 +192,15 @@ impl Session {
             }
             State::Recovering => {
                 if self.session_id != Some(resp.session_id) {
+                    // The lost-session probe was answered: the server no longer has it.
                     self.terminate(Reason::SessionLost, now);
                     return Inbound::Consumed;
                 }
-                if !self.sm.try_take_switch(now) {
-                    self.terminate(Reason::SwitchBudgetExhausted, now);
-                    return Inbound::Consumed;
-                }
-                // A new binding gets fresh keys only: nothing of the old attachment survives.
-                self.keys.install(keys, None);
-                self.timers.stop(TimerKind::RecoveryDeadline);
-                self.finish_client_handshake(now);
-                self.rebind(path, now);
+                // Our own session answered a resume (a rekey the server staged): a binding
+                // moves only by REATTACH, so these keys are dropped.
+                self.timers
+                    .set(TimerKind::HandshakeRetry, now + self.policy.handshake_retry);
+                return Inbound::Dropped(DropReason::UnexpectedHandshake);
             }
             s if s.is_bound() => {
                 if self.session_id != Some(resp.session_id) {

@@ -28,9 +28,17 @@ impl Session {
             return Inbound::Dropped(DropReason::Malformed);
         };
         let index = packet.receiver_index();
+        let message_type = packet.message_type();
+        // Keys of a reattach waiting for its PATH_CONFIRM.
+        if let Some(inbound) = self.try_pending_frame(path, buf, now) {
+            return inbound;
+        }
         let Some(slot) = self.keys.slot_for(index) else {
             return Inbound::Dropped(DropReason::UnknownReceiver);
         };
+        if slot == Slot::Fenced {
+            return Inbound::Dropped(DropReason::Fenced);
+        }
         let off_path = match self.sm.binding() {
             None => Some(DropReason::NotAttached),
             Some(binding) if binding.path != Some(path) => Some(DropReason::WrongPath),
@@ -39,7 +47,7 @@ impl Session {
         if let Some(reason) = off_path {
             // Only probes travel off the binding, and only CONTROL frames can be probes:
             // DATA is dropped before any decryption (no implicit roaming).
-            if packet.message_type() != MessageType::Control || !self.probes_allowed_on(path) {
+            if message_type != MessageType::Control || !self.probes_allowed_on(path) {
                 return Inbound::Dropped(reason);
             }
             return self.handle_off_path(path, buf, slot, reason, now);
@@ -159,6 +167,11 @@ impl Session {
             ControlMessage::ProbeAck { seq, .. } => self.handle_probe_ack(seq, now),
             ControlMessage::Close { .. } => self.terminate(Reason::PeerClosed, now),
             ControlMessage::RekeyRequest => self.start_rekey(now),
+            ControlMessage::PathResponse { response } => self.on_path_response(response),
+            ControlMessage::PathConfirm {
+                response,
+                challenge,
+            } => self.on_repeated_path_confirm(response, challenge),
             ControlMessage::Probe { seq, sent_micros } => {
                 self.control_out.push_back(ControlMessage::ProbeAck {
                     seq,
@@ -171,7 +184,7 @@ impl Session {
     }
 
     pub(super) fn next_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
-        if let Some((path, frame)) = self.handshake_out.take() {
+        if let Some((path, frame)) = self.handshake_out.pop_front() {
             buf.clear();
             buf.extend_from_slice(&frame);
             return Some(Transmit {

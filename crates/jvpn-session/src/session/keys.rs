@@ -53,6 +53,8 @@ pub(crate) enum Slot {
     Current,
     Next,
     Previous,
+    /// The keys of a binding a reattach replaced: recognised only to drop and count.
+    Fenced,
 }
 
 /// All keys of a session. Retired receiver indices are collected so that an `Endpoint` can
@@ -65,6 +67,9 @@ pub(crate) struct KeyState {
     pub(crate) next: Option<ActiveKeys>,
     /// The receive half of the replaced keys, and when its grace ends.
     pub(crate) previous: Option<(RecvKey, Instant)>,
+    /// The receiver index of the keys a reattach replaced, and until when frames under it are
+    /// recognised (dropped as `Fenced`) instead of unknown.
+    pub(crate) fenced: Option<(u32, Instant)>,
     retired: Vec<u32>,
 }
 
@@ -88,6 +93,8 @@ impl KeyState {
             .is_some_and(|(k, _)| k.local_index() == index)
         {
             Some(Slot::Previous)
+        } else if self.fenced.is_some_and(|(i, _)| i == index) {
+            Some(Slot::Fenced)
         } else {
             None
         }
@@ -103,6 +110,7 @@ impl KeyState {
                 .map(|k| (&mut k.recv, Some(k.created))),
             Slot::Next => self.next.as_mut().map(|k| (&mut k.recv, Some(k.created))),
             Slot::Previous => self.previous.as_mut().map(|(k, _)| (k, None)),
+            Slot::Fenced => None,
         }
     }
 
@@ -133,6 +141,48 @@ impl KeyState {
         }
     }
 
+    /// A reattach committed: `keys` become current, every old key stops opening anything, and
+    /// the old current index is fenced until `fence_until`.
+    pub(crate) fn install_fencing(&mut self, keys: ActiveKeys, fence_until: Instant) {
+        let old = self.current.replace(keys);
+        self.retire_next();
+        self.drop_previous();
+        self.drop_fenced();
+        self.fenced = old.map(|k| (k.recv.local_index(), fence_until));
+    }
+
+    /// Ends the post-rekey grace and the fence whose deadlines are at or before `now`.
+    pub(crate) fn expire_graces(&mut self, now: Instant) {
+        if self
+            .previous
+            .as_ref()
+            .is_some_and(|(_, until)| *until <= now)
+        {
+            self.drop_previous();
+        }
+        if self.fenced.is_some_and(|(_, until)| until <= now) {
+            self.drop_fenced();
+        }
+    }
+
+    /// The earliest grace or fence deadline.
+    pub(crate) fn next_grace_end(&self) -> Option<Instant> {
+        let previous = self.previous.as_ref().map(|(_, until)| *until);
+        let fenced = self.fenced.map(|(_, until)| until);
+        previous.into_iter().chain(fenced).min()
+    }
+
+    /// Forgets a receiver index held outside this table (a replaced pending reattach's).
+    pub(crate) fn retire_index(&mut self, index: u32) {
+        self.retired.push(index);
+    }
+
+    fn drop_fenced(&mut self) {
+        if let Some((index, _)) = self.fenced.take() {
+            self.retired.push(index);
+        }
+    }
+
     pub(crate) fn drop_previous(&mut self) {
         if let Some((old, _)) = self.previous.take() {
             self.retired.push(old.local_index());
@@ -152,6 +202,7 @@ impl KeyState {
         }
         self.retire_next();
         self.drop_previous();
+        self.drop_fenced();
     }
 
     /// Receiver indices that no key owns any more, since the last call.

@@ -6,8 +6,10 @@ pub(crate) mod keys;
 mod multipath;
 mod probe;
 mod queue;
-mod rebind;
+mod reattach;
+pub(crate) mod record;
 mod server;
+mod server_reattach;
 pub(crate) mod stats;
 mod timers;
 
@@ -23,7 +25,8 @@ pub(crate) use client::ClientRole;
 use keys::{KeyLimits, KeyState};
 pub use multipath::PathReport;
 use queue::PacketQueue;
-pub(crate) use server::{Accepted, ResumePlan};
+pub(crate) use reattach::transport_name;
+pub(crate) use server::Accepted;
 pub use stats::{DropCounts, DropReason, SessionStats};
 
 use crate::{
@@ -154,16 +157,20 @@ enum RoleState {
 ///
 /// BIRTH sends HANDSHAKE_INIT, retried every `handshake_retry` with a new ephemeral key and
 /// sender index, until `handshake_timeout` (→ TERMINATED `HandshakeTimeout`). The response
-/// binds the session to the path it arrived on (ATTACHED, epoch 1). Keepalives flow when idle;
-/// when nothing authenticated arrives for `dead_after`, the session goes RECOVERING
-/// (`TransportDead`) and the client re-handshakes with `resume: Some(session_id)` every
-/// `handshake_retry`; an answer for the same session id rebinds it (ATTACHED
-/// `ReattachAccepted`, epoch + 1, fresh keys), another id ends it (`SessionLost`), and the
-/// recovery window ends it exactly at its deadline (`RecoveryWindowExceeded`).
+/// binds the session to the path it arrived on (ATTACHED, epoch 1) and carries the resumption
+/// grant (`RS`, `psk_epoch`, four reattach tokens). Keepalives flow when idle.
 ///
-/// This resume-by-handshake is the foundation's recovery. The full REATTACH protocol
-/// (resumption PSK proof of possession, reattach counter, ownership claim, PATH_CONFIRM before
-/// the binding commits) replaces it in a later issue.
+/// # Reattach (docs/protocol.md §12–§13)
+///
+/// When nothing authenticated arrives for `dead_after`, or when the switch logic moves the
+/// session (`start_rebind`), the client goes RECOVERING and sends REATTACH_INIT (Noise IKpsk1
+/// under the resumption PSK, one token, a strictly increasing counter) on the chosen path,
+/// retried every `reattach_retry`. An OK REATTACH_RESP gives fresh keys: the client sends
+/// PATH_CONFIRM first under them (resent every `reattach_retry` until PATH_RESPONSE) and is
+/// ATTACHED (`ReattachAccepted`, epoch + 1) on that path. The server commits its binding only
+/// when that PATH_CONFIRM opens under the new keys on the new path; frames under the old keys
+/// are then dropped as `Fenced`. The recovery window ends RECOVERING exactly at its deadline
+/// (`RecoveryWindowExceeded`).
 ///
 /// A datagram on another path than the bound one is dropped and counted (`WrongPath`): there
 /// is no implicit roaming. Without a binding (BIRTH, RECOVERING) DATA and CONTROL frames are
@@ -171,12 +178,11 @@ enum RoleState {
 ///
 /// Rekeys (client: at `Policy::rekey_after` or the packet limit; server: a CONTROL
 /// RekeyRequest near its packet limit) are handshakes with `resume: Some(session_id)` on the
-/// same binding: no transition, the previous receive key stays valid for `rekey_grace`, and a
+/// bound path only (a resume never moves a binding): no transition, the previous receive key
+/// stays valid for `rekey_grace`, a fresh grant of tokens arrives with the response, and a
 /// key past its hard limits never seals again.
 ///
-/// The epoch counts *this side's* rebinds. Both sides normally agree; they can differ after a
-/// one-sided outage (one side rebinds while the other saw only a rekey). The server's view is
-/// in the handshake response; the full reattach protocol makes them agree.
+/// The epoch counts *this side's* rebinds; a reattach moves both sides by one.
 pub struct Session {
     role: RoleState,
     sm: StateMachine,
@@ -189,7 +195,7 @@ pub struct Session {
     peer_static: PublicKey,
     keys: KeyState,
     timers: TimerTable,
-    handshake_out: Option<(PathId, Vec<u8>)>,
+    handshake_out: VecDeque<(PathId, Vec<u8>)>,
     control_out: VecDeque<ControlMessage>,
     data_out: PacketQueue,
     events: VecDeque<Event>,
@@ -259,7 +265,7 @@ impl Session {
             peer_static,
             keys: KeyState::default(),
             timers: TimerTable::new(),
-            handshake_out: None,
+            handshake_out: VecDeque::new(),
             control_out: VecDeque::new(),
             probes: probe::ProbeTracker::default(),
             path_out: VecDeque::new(),
@@ -279,6 +285,7 @@ impl Session {
         let inbound = match peek_type(buf) {
             Err(_) => Inbound::Dropped(DropReason::Malformed),
             Ok(MessageType::HandshakeResp) => self.handle_resp(path, buf, now),
+            Ok(MessageType::ReattachResp) => self.handle_reattach_resp(path, buf, now),
             Ok(MessageType::Data | MessageType::Control) => self.handle_sealed(path, buf, now),
             Ok(_) => Inbound::Dropped(DropReason::UnexpectedHandshake),
         };
@@ -415,7 +422,7 @@ impl Session {
 
     /// Whether the session has output the shell has not drained yet.
     pub(crate) fn has_pending_output(&self) -> bool {
-        self.handshake_out.is_some()
+        !self.handshake_out.is_empty()
             || self.close_pending.is_some()
             || !self.events.is_empty()
             || !self.path_out.is_empty()
@@ -497,7 +504,7 @@ impl Session {
         self.data_out.clear();
         self.control_out.clear();
         self.path_out.clear();
-        self.handshake_out = None;
+        self.handshake_out.clear();
         if let RoleState::Client(client) = &mut self.role {
             client.abandon_handshake();
         }
@@ -524,7 +531,7 @@ impl Session {
                 .set(TimerKind::KeyExpiry, created + self.limits.reject_after),
             None => self.timers.stop(TimerKind::KeyExpiry),
         }
-        match self.keys.previous.as_ref().map(|(_, until)| *until) {
+        match self.keys.next_grace_end() {
             Some(until) => self.timers.set(TimerKind::PreviousKeyExpiry, until),
             None => self.timers.stop(TimerKind::PreviousKeyExpiry),
         }

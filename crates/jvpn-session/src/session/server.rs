@@ -5,8 +5,9 @@ use std::time::Instant;
 use jvpn_wire::{DataKeys, PublicKey, SessionId};
 
 use super::keys::{ActiveKeys, KeyLimits};
-use super::{RoleState, Session};
-use crate::{ClockAnchor, PathId, Policy, Reason, State, TimerKind};
+use super::record::ResumptionRecord;
+use super::{DropReason, RoleState, Session};
+use crate::{ClockAnchor, PathId, Policy, Reason};
 
 /// What only a server session holds.
 #[derive(Debug, Default)]
@@ -18,17 +19,8 @@ pub(crate) struct ServerRole {
     /// the client will start over and anything sent under these keys would be lost with them
     /// (WireGuard's responder waits for the initiator's first packet for the same reason).
     pub(crate) keys_confirmed: bool,
-}
-
-/// How the endpoint answers a valid resume (`resume: Some(id)`) of a live session.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub(crate) enum ResumePlan {
-    /// Same path, still bound: new keys, same binding, same epoch, no transition.
-    Rekey,
-    /// Another path or not bound: a new binding, epoch + 1 (a switch-budget token is taken).
-    Rebind,
-    /// The switch budget is exhausted: the session was terminated; send no response.
-    Refuse,
+    /// What reattaches are checked against (`None` only in a session never accepted).
+    pub(crate) record: Option<Box<ResumptionRecord>>,
 }
 
 /// What a new server session starts from (a completed handshake).
@@ -39,6 +31,7 @@ pub(crate) struct Accepted {
     pub(crate) keys: DataKeys,
     pub(crate) response: Vec<u8>,
     pub(crate) path: PathId,
+    pub(crate) record: ResumptionRecord,
 }
 
 impl Session {
@@ -51,7 +44,10 @@ impl Session {
         accepted: Accepted,
         now: Instant,
     ) -> Session {
-        let role = RoleState::Server(ServerRole::default());
+        let role = RoleState::Server(ServerRole {
+            record: Some(Box::new(accepted.record)),
+            ..ServerRole::default()
+        });
         let mut session = Session::base(
             role,
             policy.clone(),
@@ -74,67 +70,37 @@ impl Session {
         session
             .keys
             .install(ActiveKeys::new(accepted.keys, now), None);
-        session.handshake_out = Some((accepted.path, accepted.response));
+        session
+            .handshake_out
+            .push_back((accepted.path, accepted.response));
         session.after_handshake(now);
         session.rebind(accepted.path, now);
         session
     }
 
-    /// Decides how to answer a resume that arrived on `path`. A rebind takes a switch-budget
-    /// token now; without one the session ends (`SwitchBudgetExhausted`) and the plan is
-    /// `Refuse`.
-    pub(crate) fn plan_resume(&mut self, path: PathId, now: Instant) -> ResumePlan {
-        let state = self.sm.state();
-        if state.is_bound() && self.bound_path() == Some(path) {
-            return ResumePlan::Rekey;
+    /// Whether a resume (`resume: Some(id)`, a HANDSHAKE_INIT) arriving on `path` may rekey
+    /// this session: only on the bound path of a bound session. A resume never moves a binding
+    /// (only a REATTACH does); otherwise the reason to drop it.
+    pub(crate) fn plan_resume(&self, path: PathId) -> Result<(), DropReason> {
+        if !self.sm.state().is_bound() {
+            return Err(DropReason::NotAttached);
         }
-        if self.sm.try_take_switch(now) {
-            return ResumePlan::Rebind;
+        if self.bound_path() != Some(path) {
+            return Err(DropReason::WrongPath);
         }
-        if state.is_bound() {
-            self.transition(State::Recovering, Reason::ReattachRequested, now);
-        }
-        self.terminate(Reason::SwitchBudgetExhausted, now);
-        ResumePlan::Refuse
+        Ok(())
     }
 
-    /// Applies a resume planned by [`plan_resume`](Self::plan_resume) and queues the response.
-    pub(crate) fn accept_resume(
+    /// Stages the keys of an accepted rekey and queues its response. The client may not have
+    /// the response yet: the current keys keep sending until it proves it has the new ones.
+    pub(crate) fn accept_rekey(
         &mut self,
-        plan: ResumePlan,
         keys: DataKeys,
         response: Vec<u8>,
         path: PathId,
         now: Instant,
     ) {
-        let keys = ActiveKeys::new(keys, now);
-        match plan {
-            ResumePlan::Refuse => return,
-            ResumePlan::Rekey => {
-                // The client may not have the response yet: keep sending under the current
-                // keys until it proves it has the new ones.
-                self.keys.stage_next(keys);
-            }
-            ResumePlan::Rebind => {
-                if self.sm.state().is_bound() {
-                    // Every new binding passes through RECOVERING, so the epoch rule stays
-                    // "one rebind, one epoch".
-                    self.enter_recovering(Reason::ReattachRequested, now);
-                }
-                if self.sm.state() != State::Recovering {
-                    return;
-                }
-                self.keys.install(keys, None);
-                if let RoleState::Server(server) = &mut self.role {
-                    server.rekey_requested = false;
-                    server.keys_confirmed = false;
-                }
-                self.timers.stop(TimerKind::RecoveryDeadline);
-                self.path = path;
-                self.after_handshake(now);
-                self.rebind(path, now);
-            }
-        }
-        self.handshake_out = Some((path, response));
+        self.keys.stage_next(ActiveKeys::new(keys, now));
+        self.handshake_out.push_back((path, response));
     }
 }

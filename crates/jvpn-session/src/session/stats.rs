@@ -43,6 +43,18 @@ pub enum DropReason {
     BadControl,
     /// The session is TERMINATED (or a resume was refused and ended it).
     Terminated,
+    /// A frame under the keys of a binding that a reattach replaced (fenced at the commit).
+    Fenced,
+    /// A REATTACH_INIT whose token does not open, has expired, was already used (at or below
+    /// the session's floor) or belongs to no live grant.
+    TokenRejected,
+    /// A REATTACH_INIT already seen (same ephemeral key) or not newer than the last accepted
+    /// one (reattach counter): a replay or a stale attempt.
+    ReattachReplay,
+    /// A REATTACH_INIT for a session this endpoint does not hold (ended, or never here).
+    UnknownSession,
+    /// A handshake whose session the ownership store gave to another node (or refused).
+    NotOwner,
 }
 
 impl DropReason {
@@ -63,10 +75,15 @@ impl DropReason {
         DropReason::KeyExpired,
         DropReason::BadControl,
         DropReason::Terminated,
+        DropReason::Fenced,
+        DropReason::TokenRejected,
+        DropReason::ReattachReplay,
+        DropReason::UnknownSession,
+        DropReason::NotOwner,
     ];
 
     /// Number of reasons.
-    pub const COUNT: usize = 15;
+    pub const COUNT: usize = 20;
 
     /// The metrics spelling (`snake_case`).
     pub const fn as_str(self) -> &'static str {
@@ -86,6 +103,11 @@ impl DropReason {
             DropReason::KeyExpired => "key_expired",
             DropReason::BadControl => "bad_control",
             DropReason::Terminated => "terminated",
+            DropReason::Fenced => "fenced",
+            DropReason::TokenRejected => "token_rejected",
+            DropReason::ReattachReplay => "reattach_replay",
+            DropReason::UnknownSession => "unknown_session",
+            DropReason::NotOwner => "not_owner",
         }
     }
 }

@@ -39,16 +39,30 @@ impl Session {
             }
             TimerKind::DeadPeer => {
                 if state.is_bound() {
-                    self.enter_recovering(Reason::TransportDead, now);
+                    match self.role {
+                        RoleState::Client(_) => {
+                            let path = self.bound_path().unwrap_or(self.path);
+                            self.start_rebind(path, Reason::TransportDead, now);
+                        }
+                        RoleState::Server(_) => self.enter_recovering(Reason::TransportDead, now),
+                    }
                 }
             }
             TimerKind::KeyExpiry => self.on_key_expiry(now),
             TimerKind::HandshakeRetry => {
+                // BIRTH: the next initiation; bound: the rekey's; RECOVERING: the lost-session
+                // probe (a resume a server that lost the session answers with a new id).
                 // A failure re-arms the retry inside; nothing else to do.
                 let _ = self.start_handshake(now);
             }
+            TimerKind::Reattach => self.on_reattach_timer(now),
             TimerKind::Rekey => self.start_rekey(now),
-            TimerKind::PreviousKeyExpiry => self.keys.drop_previous(),
+            TimerKind::PreviousKeyExpiry => {
+                self.keys.expire_graces(now);
+                if let Some(until) = self.keys.next_grace_end() {
+                    self.timers.set(TimerKind::PreviousKeyExpiry, until);
+                }
+            }
             TimerKind::Keepalive => {
                 if state.is_bound() {
                     self.control_out.push_back(ControlMessage::Keepalive);
@@ -59,8 +73,8 @@ impl Session {
         }
     }
 
-    /// Bound → RECOVERING: the binding is released, the recovery deadline armed; a client
-    /// starts resuming at once.
+    /// Bound → RECOVERING: the binding is released, the recovery deadline armed. (A client
+    /// gets here through `start_rebind`, which then sends the REATTACH_INIT.)
     pub(super) fn enter_recovering(&mut self, reason: Reason, now: Instant) {
         if !self.transition(State::Recovering, reason, now) {
             return;
@@ -72,10 +86,6 @@ impl Session {
         match self.sm.recovery_deadline() {
             Some(deadline) => self.timers.set(TimerKind::RecoveryDeadline, deadline),
             None => self.terminate(Reason::RecoveryWindowExceeded, now),
-        }
-        if matches!(self.role, RoleState::Client(_)) {
-            // A failure leaves the retry armed.
-            let _ = self.start_handshake(now);
         }
     }
 

@@ -4,6 +4,7 @@ mod datapath;
 mod garbage;
 mod handshake;
 mod multipath;
+mod reattach;
 mod recovery;
 mod rekey;
 
@@ -15,8 +16,8 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
 use crate::{
-    AuditRecord, ClientConfig, ClockAnchor, Endpoint, EndpointInbound, Event, Inbound, PathId,
-    PeerConfig, Policy, Reason, ServerConfig, Session, SessionHandle, State,
+    AuditRecord, ClientConfig, ClockAnchor, ClusterConfig, Endpoint, EndpointInbound, Event,
+    Inbound, PathId, PeerConfig, Policy, Reason, ServerConfig, Session, SessionHandle, State,
 };
 
 /// Wall time at the anchor: 2023-11-14T22:13:20Z.
@@ -80,6 +81,7 @@ impl Keys {
             policy: Policy::default(),
             clock,
             offered_transports: TRANSPORTS.to_vec(),
+            cluster: ClusterConfig::default(),
         }
     }
 }
@@ -91,10 +93,14 @@ struct Harness {
     clock: ClockAnchor,
     client: Session,
     server: Endpoint,
-    to_server: VecDeque<Vec<u8>>,
-    to_client: VecDeque<Vec<u8>>,
+    /// In flight to the server, with the client path it left on.
+    to_server: VecDeque<(PathId, Vec<u8>)>,
+    /// In flight to the client, with the server path it left on.
+    to_client: VecDeque<(PathId, Vec<u8>)>,
     /// Drop everything in flight, both ways.
     blackhole: bool,
+    /// Client paths whose datagrams (both ways) are lost.
+    dead_paths: std::collections::BTreeSet<PathId>,
     /// Deliver client datagrams to the server as if from this path.
     server_sees_path: PathId,
     client_events: Vec<Event>,
@@ -142,6 +148,7 @@ impl Harness {
             to_server: VecDeque::new(),
             to_client: VecDeque::new(),
             blackhole: false,
+            dead_paths: std::collections::BTreeSet::new(),
             server_sees_path: SERVER_PATH,
             client_events: Vec::new(),
             server_events: Vec::new(),
@@ -167,37 +174,60 @@ impl Harness {
         let mut buf = Vec::new();
         loop {
             while let Some(t) = self.client.poll_transmit(self.now, &mut buf) {
-                assert_eq!(t.path, CLIENT_PATH);
                 let datagram = buf[..t.len].to_vec();
                 self.client_sent.push(datagram.clone());
-                if !self.blackhole {
-                    self.to_server.push_back(datagram);
+                if !self.blackhole && !self.dead_paths.contains(&t.path) {
+                    self.to_server.push_back((t.path, datagram));
                 }
             }
             while let Some(t) = self.server.poll_transmit(self.now, &mut buf) {
                 let datagram = buf[..t.len].to_vec();
                 self.server_sent.push(datagram.clone());
-                if !self.blackhole {
-                    self.to_client.push_back(datagram);
+                let client_path = self.client_path_of(t.path);
+                if !self.blackhole && !self.dead_paths.contains(&client_path) {
+                    self.to_client.push_back((t.path, datagram));
                 }
             }
             if self.to_server.is_empty() && self.to_client.is_empty() {
                 break;
             }
-            while let Some(mut datagram) = self.to_server.pop_front() {
-                self.deliver_to_server(&mut datagram);
+            while let Some((path, mut datagram)) = self.to_server.pop_front() {
+                let server_path = self.server_path_of(path);
+                self.deliver_to_server_on(server_path, &mut datagram);
             }
-            while let Some(mut datagram) = self.to_client.pop_front() {
-                self.deliver_to_client(&mut datagram);
+            while let Some((path, mut datagram)) = self.to_client.pop_front() {
+                let client_path = self.client_path_of(path);
+                self.deliver_to_client_on(client_path, &mut datagram);
             }
         }
         self.drain_events();
     }
 
+    /// The server's name for a client path: `CLIENT_PATH` is `server_sees_path`, any other
+    /// client path `p` is `p + 100`.
+    fn server_path_of(&self, client_path: PathId) -> PathId {
+        if client_path == CLIENT_PATH {
+            self.server_sees_path
+        } else {
+            PathId(client_path.0 + 100)
+        }
+    }
+
+    /// The client's name for a server path (the inverse of `server_path_of`).
+    fn client_path_of(&self, server_path: PathId) -> PathId {
+        if server_path.0 > 100 {
+            PathId(server_path.0 - 100)
+        } else {
+            CLIENT_PATH
+        }
+    }
+
     fn deliver_to_server(&mut self, datagram: &mut [u8]) -> EndpointInbound {
-        let result = self
-            .server
-            .handle_datagram(self.server_sees_path, datagram, self.now);
+        self.deliver_to_server_on(self.server_sees_path, datagram)
+    }
+
+    fn deliver_to_server_on(&mut self, path: PathId, datagram: &mut [u8]) -> EndpointInbound {
+        let result = self.server.handle_datagram(path, datagram, self.now);
         match &result {
             EndpointInbound::Inner { session, range } => self
                 .server_received
@@ -209,7 +239,11 @@ impl Harness {
     }
 
     fn deliver_to_client(&mut self, datagram: &mut [u8]) -> Inbound {
-        let result = self.client.handle_datagram(CLIENT_PATH, datagram, self.now);
+        self.deliver_to_client_on(CLIENT_PATH, datagram)
+    }
+
+    fn deliver_to_client_on(&mut self, path: PathId, datagram: &mut [u8]) -> Inbound {
+        let result = self.client.handle_datagram(path, datagram, self.now);
         match &result {
             Inbound::Inner(range) => self.client_received.push(datagram[range.clone()].to_vec()),
             Inbound::Dropped(_) => self.client_drops.push(result.clone()),

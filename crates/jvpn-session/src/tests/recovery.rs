@@ -1,4 +1,4 @@
-//! Dead paths: RECOVERING, resume-by-handshake, the recovery window, a lost session.
+//! Dead paths: RECOVERING, reattach, the recovery window, a lost session.
 
 use std::time::Duration;
 
@@ -18,7 +18,7 @@ fn a_dead_path_goes_recovering_then_reattaches_with_epoch_two_and_the_same_sessi
     let client_state = h.client.state();
     let server_state = h.server_session().1.state();
     h.blackhole = false;
-    h.advance(Policy::default().handshake_retry);
+    h.advance(Policy::default().reattach_retry);
 
     assert_eq!(
         (client_state, server_state),
@@ -60,7 +60,7 @@ fn a_reattach_from_another_path_moves_the_server_binding() {
     h.blackhole = false;
     h.server_sees_path = PathId(11);
 
-    h.advance(Policy::default().handshake_retry);
+    h.advance(Policy::default().reattach_retry);
 
     let (_, server) = h.server_session();
     assert_eq!(server.bound_path(), Some(PathId(11)));
@@ -109,8 +109,11 @@ fn a_server_that_lost_the_session_ends_the_client_with_session_lost() {
     let restarted = keys.server_config(h.clock, keys.client.public_key());
     h.server = Endpoint::new(restarted, rng(21)).unwrap();
 
-    h.advance(dead_after() + Duration::from_secs(1));
+    h.advance(dead_after() + Policy::default().handshake_retry + Duration::from_secs(1));
 
+    // Its tokens no longer open (REATTACH_INIT goes unanswered); the lost-session probe (a
+    // resume handshake) gets a new session id.
+    assert!(h.server.counters().reattach.wire.token_rejected > 0);
     assert_eq!(h.client.state(), State::Terminated);
     assert_eq!(
         h.client_transitions().last(),

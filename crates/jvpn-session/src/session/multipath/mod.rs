@@ -128,6 +128,7 @@ impl Session {
         if !matches!(self.role, RoleState::Client(_)) {
             return;
         }
+        self.set_path_kind(path, kind.as_str());
         let bound = self.bound_path();
         let mp = self
             .multipath

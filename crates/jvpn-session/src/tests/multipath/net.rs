@@ -74,8 +74,10 @@ impl Net {
         };
         let mut server_cfg = keys.server_config(clock, keys.client.public_key());
         server_cfg.policy = policy.clone();
+        server_cfg.offered_transports = b"udp,quic,wss".to_vec();
         let mut client_cfg = keys.client_config(clock, keys.server.public_key());
         client_cfg.policy = policy;
+        client_cfg.offered_transports = b"udp,quic,wss".to_vec();
         let server = Endpoint::new(server_cfg, rng(20)).expect("valid server config");
         let links: Vec<Link> = (0..delays.len())
             .map(|i| {
