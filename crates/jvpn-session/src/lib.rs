@@ -56,7 +56,8 @@ pub use score::{
     within_margin,
 };
 pub use session::{
-    DropCounts, DropReason, Event, Inbound, Role, SendError, Session, SessionStats, Transmit,
+    DropCounts, DropReason, Event, Inbound, PathReport, Role, SendError, Session, SessionStats,
+    Transmit,
 };
 pub use state::{
     ANY_TO_TERMINATED, State, TRANSITIONS, event_state_matrix, is_allowed, is_rebind,

@@ -96,6 +96,27 @@ pub struct Policy {
     /// are not lost. Default 10 s.
     #[serde(rename = "rekey_grace_ms", with = "millis")]
     pub rekey_grace: Duration,
+    /// Fast dead-path detector (multipath sessions only): when inner packets were sent on the
+    /// active path and nothing authenticated has come back on it for
+    /// `max(silence_rtt_factor × (SRTT + 4 × jitter), silence_timeout_min)`, the path is
+    /// probed at once. Default 200 ms: well above a LAN or metro round trip, short enough
+    /// to keep a blackout under a second. An idle session (nothing sent) never raises it.
+    #[serde(rename = "silence_timeout_min_ms", with = "millis")]
+    pub silence_timeout_min: Duration,
+    /// Multiplier of the active path's RTT estimate (`SRTT + 4 × jitter`, from the prober)
+    /// for the silence alarm and for each fast probe's timeout, so that long or jittery paths
+    /// get proportionally longer timeouts. Default 3.
+    pub silence_rtt_factor: u32,
+    /// Shortest time a fast probe (sent after the silence alarm) may stay unanswered before it
+    /// counts as lost; its timeout is `max(silence_rtt_factor × (SRTT + 4 × jitter), this)`
+    /// and the next fast probe leaves when it expires. Default 100 ms.
+    #[serde(rename = "fast_probe_timeout_min_ms", with = "millis")]
+    pub fast_probe_timeout_min: Duration,
+    /// Consecutive lost fast probes after which the active path is dead and the session
+    /// recovers at once to the best live standby. Default 2, so the detector needs
+    /// `silence_timeout_min + 2 × fast_probe_timeout_min` = 400 ms on a short path. 0 turns
+    /// the fast detector off (only the regular probes and `dead_after` detect a dead path).
+    pub fast_probes_lost_dead: u32,
     /// Inner packets queued while not attached (BIRTH, RECOVERING, rekey wait); more are
     /// refused with `QueueFull`. Default 64: bounds memory without dropping a short burst.
     pub send_queue_packets: usize,
@@ -126,6 +147,10 @@ impl Default for Policy {
             rekey_after: Duration::from_secs(100),
             rekey_grace: Duration::from_secs(10),
             send_queue_packets: 64,
+            silence_timeout_min: Duration::from_millis(200),
+            silence_rtt_factor: 3,
+            fast_probe_timeout_min: Duration::from_millis(100),
+            fast_probes_lost_dead: 2,
         }
     }
 }
@@ -187,6 +212,15 @@ pub enum PolicyError {
         /// `standby_probe_factor × probe_interval`.
         base: Duration,
     },
+    /// `silence_timeout_min` is not below `dead_after`, so the fast detector could never act
+    /// before the slow one. Lower `silence_timeout_min` (it is meant to be well under a second).
+    #[error("silence_timeout_min ({silence:?}) must be shorter than dead_after ({dead_after:?})")]
+    SilenceNotBeforeDead {
+        /// The configured `silence_timeout_min`.
+        silence: Duration,
+        /// The configured `dead_after`.
+        dead_after: Duration,
+    },
     /// `rekey_after` is not below the data plane's hard key age limit, so keys would expire
     /// before a rekey starts. Lower `rekey_after`.
     #[error("rekey_after ({rekey_after:?}) must be below the hard key age limit ({limit:?})")]
@@ -212,6 +246,8 @@ impl Policy {
             ("probe_interval", self.probe_interval),
             ("rekey_after", self.rekey_after),
             ("probe_timeout_min", self.probe_timeout_min),
+            ("silence_timeout_min", self.silence_timeout_min),
+            ("fast_probe_timeout_min", self.fast_probe_timeout_min),
         ];
         for (field, value) in positive {
             if value.is_zero() {
@@ -226,6 +262,7 @@ impl Policy {
         for (field, value) in [
             ("probes_lost_suspect", self.probes_lost_suspect),
             ("standby_probe_factor", self.standby_probe_factor),
+            ("silence_rtt_factor", self.silence_rtt_factor),
         ] {
             if value == 0 {
                 return Err(PolicyError::Zero { field });
@@ -271,6 +308,12 @@ impl Policy {
                 return Err(PolicyError::PercentOutOfRange { field, value });
             }
         }
+        if self.silence_timeout_min >= self.dead_after {
+            return Err(PolicyError::SilenceNotBeforeDead {
+                silence: self.silence_timeout_min,
+                dead_after: self.dead_after,
+            });
+        }
         if self.rekey_after >= KEY_HARD_AGE {
             return Err(PolicyError::RekeyTooLate {
                 rekey_after: self.rekey_after,
@@ -278,6 +321,20 @@ impl Policy {
             });
         }
         Ok(())
+    }
+
+    /// The longest the fast detector takes, on a path whose RTT is negligible, from the first
+    /// unanswered inner packet to declaring the active path dead:
+    /// `silence_timeout_min + fast_probes_lost_dead × fast_probe_timeout_min` (400 ms by
+    /// default). A blackout also includes the rebind's round trip. `None` when the fast
+    /// detector is off.
+    pub fn fast_detection_time(&self) -> Option<Duration> {
+        (self.fast_probes_lost_dead > 0).then(|| {
+            self.silence_timeout_min.saturating_add(
+                self.fast_probe_timeout_min
+                    .saturating_mul(self.fast_probes_lost_dead),
+            )
+        })
     }
 }
 
@@ -406,6 +463,44 @@ mod tests {
     }
 
     #[test]
+    fn silence_timeout_not_below_dead_after_is_rejected() {
+        let policy = Policy {
+            silence_timeout_min: Duration::from_secs(25),
+            ..Policy::default()
+        };
+
+        assert!(matches!(
+            policy.validate(),
+            Err(PolicyError::SilenceNotBeforeDead { .. })
+        ));
+    }
+
+    #[test]
+    fn zero_silence_rtt_factor_is_rejected() {
+        let policy = Policy {
+            silence_rtt_factor: 0,
+            ..Policy::default()
+        };
+
+        assert_eq!(
+            policy.validate(),
+            Err(PolicyError::Zero {
+                field: "silence_rtt_factor"
+            })
+        );
+    }
+
+    #[test]
+    fn default_fast_detection_is_well_under_a_second() {
+        let policy = Policy::default();
+
+        assert_eq!(
+            policy.fast_detection_time(),
+            Some(Duration::from_millis(400))
+        );
+    }
+
+    #[test]
     fn policy_round_trips_through_json_with_millisecond_keys() {
         let policy = Policy::default();
 
@@ -413,6 +508,8 @@ mod tests {
         let back: Policy = serde_json::from_str(&json).unwrap();
 
         assert!(json.contains("\"recovery_window_ms\":120000"));
+        assert!(json.contains("\"silence_timeout_min_ms\":200"));
+        assert!(json.contains("\"fast_probe_timeout_min_ms\":100"));
         assert_eq!(back, policy);
     }
 

@@ -21,7 +21,8 @@
 //!   `(path, seq)`; unknown, late and duplicate answers are ignored. SRTT and RTTVAR follow
 //!   RFC 6298's update rules (α = 1/8, β = 1/4); the first sample sets SRTT = R and the jitter
 //!   (RTTVAR) to 0, not R/2 as an RTO would: the score wants a neutral start.
-//! - **Loss window:** the outcome of the last [`LOSS_WINDOW`] (16) resolved probes.
+//! - **Loss window:** the outcome of the last [`LOSS_WINDOW`] (16) resolved probes. A `Dead`
+//!   path that answers a probe starts a new window (its old losses are forgotten).
 //! - **State:** `Unknown` until a probe is answered; one answer makes an up path `Alive`;
 //!   `probes_lost_suspect` (3) consecutive losses make it `Suspect`, `probes_lost_dead` (5)
 //!   make it `Dead`. Packets other than probe answers update `last_seen` only: only a probe
@@ -123,6 +124,22 @@ impl Prober {
         }
     }
 
+    /// Another detector (the session's fast silence detector) proved `path` dead at `now`:
+    /// it is `Dead` as if `probes_lost_dead` probes had been lost, stays up, and is probed
+    /// from now on with the dead backoff (its outstanding probes still resolve normally).
+    pub(crate) fn declare_dead(&mut self, path: PathId, now: Instant) {
+        self.expire(now);
+        let lost_dead = self.lost_dead;
+        if let Some(stats) = self.paths.get_mut(&path)
+            && stats.up
+        {
+            stats.state = PathState::Dead;
+            stats.consecutive_losses = stats.consecutive_losses.max(lost_dead);
+            stats.last_probe_at = Some(now);
+            stats.dead_probes = stats.dead_probes.max(1);
+        }
+    }
+
     /// Makes `path` the active path (probed every `probe_interval`); `None` while there is none.
     pub fn set_active(&mut self, path: Option<PathId>) {
         self.active = path;
@@ -217,6 +234,13 @@ impl Prober {
         let Some((_, sent, _)) = stats.outstanding.remove(at) else {
             return;
         };
+        if stats.state == PathState::Dead {
+            // A dead path that answers again starts a new loss window: the losses that made
+            // it dead say nothing about its new life (as after `path_up`), and the dwell, not
+            // an old window, decides whether it has proved itself.
+            stats.history = 0;
+            stats.history_len = 0;
+        }
         stats.sample_rtt(now.saturating_duration_since(sent));
         stats.record_outcome(false);
         stats.consecutive_losses = 0;

@@ -8,6 +8,7 @@ use jvpn_wire::frame::{DATA_HEADER_LEN, DATA_TAG_LEN, DataPacket};
 use jvpn_wire::{ControlMessage, MessageType, OpenError};
 
 use super::keys::Slot;
+use super::multipath::PROBER_SEQ_BIT;
 use super::{DropReason, Event, Inbound, RoleState, Session, Transmit};
 use crate::{PathId, Reason, TimerKind};
 
@@ -30,11 +31,18 @@ impl Session {
         let Some(slot) = self.keys.slot_for(index) else {
             return Inbound::Dropped(DropReason::UnknownReceiver);
         };
-        let Some(binding) = self.sm.binding() else {
-            return Inbound::Dropped(DropReason::NotAttached);
+        let off_path = match self.sm.binding() {
+            None => Some(DropReason::NotAttached),
+            Some(binding) if binding.path != Some(path) => Some(DropReason::WrongPath),
+            Some(_) => None,
         };
-        if binding.path != Some(path) {
-            return Inbound::Dropped(DropReason::WrongPath);
+        if let Some(reason) = off_path {
+            // Only probes travel off the binding, and only CONTROL frames can be probes:
+            // DATA is dropped before any decryption (no implicit roaming).
+            if packet.message_type() != MessageType::Control || !self.probes_allowed_on(path) {
+                return Inbound::Dropped(reason);
+            }
+            return self.handle_off_path(path, buf, slot, reason, now);
         }
         let reject_after = self.limits.reject_after;
         let Some((recv, created)) = self.keys.recv_mut(slot) else {
@@ -49,6 +57,7 @@ impl Session {
         };
         self.timers
             .set(TimerKind::DeadPeer, now + self.policy.dead_after);
+        self.mp_on_received(path, now);
         if slot == Slot::Next {
             self.confirm_next_keys(now);
         }
@@ -56,7 +65,7 @@ impl Session {
             server.keys_confirmed = true;
         }
         match ty {
-            MessageType::Control => self.handle_control(&buf[range], now),
+            MessageType::Control => self.handle_control(path, &buf[range], now),
             _ => {
                 self.stats.packets_in = self.stats.packets_in.saturating_add(1);
                 self.stats.bytes_in = self.stats.bytes_in.saturating_add(range.len() as u64);
@@ -82,12 +91,71 @@ impl Session {
         }
     }
 
-    fn handle_control(&mut self, plaintext: &[u8], now: Instant) -> Inbound {
+    /// Whether a CONTROL frame off the binding may be opened: a server answers probes on any
+    /// path; a client accepts probe answers on its candidate paths.
+    fn probes_allowed_on(&self, path: PathId) -> bool {
+        match self.role {
+            RoleState::Server(_) => true,
+            RoleState::Client(_) => self.mp_is_candidate(path),
+        }
+    }
+
+    /// A CONTROL frame on a path that is not the binding (or with no binding): a PROBE is
+    /// answered on its arrival path (server), a prober's PROBE_ACK is measured (client);
+    /// anything else is dropped for `reason`. The binding never moves.
+    fn handle_off_path(
+        &mut self,
+        path: PathId,
+        buf: &mut [u8],
+        slot: Slot,
+        reason: DropReason,
+        now: Instant,
+    ) -> Inbound {
+        let reject_after = self.limits.reject_after;
+        let Some((recv, created)) = self.keys.recv_mut(slot) else {
+            return Inbound::Dropped(DropReason::UnknownReceiver);
+        };
+        if created.is_some_and(|c| now >= c + reject_after) {
+            return Inbound::Dropped(DropReason::KeyExpired);
+        }
+        let range = match recv.open(buf) {
+            Ok((_, range)) => range,
+            Err(err) => return Inbound::Dropped(open_drop(err)),
+        };
+        let Ok(msg) = ControlMessage::parse(&buf[range]) else {
+            return Inbound::Dropped(DropReason::BadControl);
+        };
+        match (&self.role, msg) {
+            (RoleState::Server(_), ControlMessage::Probe { seq, sent_micros }) => {
+                // The answer is exactly as long as the probe: no amplification.
+                self.queue_on_path(
+                    path,
+                    ControlMessage::ProbeAck {
+                        seq,
+                        echo_micros: sent_micros,
+                    },
+                );
+            }
+            (RoleState::Client(_), ControlMessage::ProbeAck { seq, .. })
+                if seq & PROBER_SEQ_BIT != 0 =>
+            {
+                self.mp_on_received(path, now);
+                self.mp_on_probe_ack(path, seq, now);
+            }
+            _ => return Inbound::Dropped(reason),
+        }
+        Inbound::Consumed
+    }
+
+    fn handle_control(&mut self, path: PathId, plaintext: &[u8], now: Instant) -> Inbound {
         let Ok(msg) = ControlMessage::parse(plaintext) else {
             return Inbound::Dropped(DropReason::BadControl);
         };
         match msg {
             ControlMessage::Keepalive => {}
+            ControlMessage::ProbeAck { seq, .. } if seq & PROBER_SEQ_BIT != 0 => {
+                self.mp_on_probe_ack(path, seq, now);
+            }
             ControlMessage::ProbeAck { seq, .. } => self.handle_probe_ack(seq, now),
             ControlMessage::Close { .. } => self.terminate(Reason::PeerClosed, now),
             ControlMessage::RekeyRequest => self.start_rekey(now),
@@ -124,6 +192,24 @@ impl Session {
         if self.sm.state().is_terminated() {
             return None;
         }
+        while let Some((path, msg)) = self.path_out.pop_front() {
+            if !self.key_usable(now) {
+                continue;
+            }
+            // Probes on standby paths do not count as traffic on the binding: the keepalive
+            // that keeps the bound path (and its NAT mapping) alive stays due.
+            let keepalive = self.timers.get(TimerKind::Keepalive);
+            let sealed = self.seal_control(msg, now, buf);
+            if self.bound_path() != Some(path) {
+                match keepalive {
+                    Some(at) => self.timers.set(TimerKind::Keepalive, at),
+                    None => self.timers.stop(TimerKind::Keepalive),
+                }
+            }
+            if let Some(len) = sealed {
+                return Some(Transmit { path, len });
+            }
+        }
         while let Some(msg) = self.control_out.pop_front() {
             // Control messages that cannot go out now (no binding, key at its limit) are
             // stale by the time they could: drop them.
@@ -147,6 +233,7 @@ impl Session {
         }
         let len = self.seal(MessageType::Data, buf, inner_len, now)?;
         self.data_out.pop_recycle();
+        self.mp_on_data_sent(now);
         self.stats.packets_out = self.stats.packets_out.saturating_add(1);
         self.stats.bytes_out = self.stats.bytes_out.saturating_add(inner_len as u64);
         Some(Transmit { path, len })
@@ -171,6 +258,15 @@ impl Session {
             return None;
         }
         Some(path)
+    }
+
+    /// Whether the current send key may seal one more frame now (without starting a rekey).
+    fn key_usable(&self, now: Instant) -> bool {
+        let limits = self.limits;
+        self.keys.current.as_ref().is_some_and(|key| {
+            now < key.created + limits.reject_after
+                && key.send.packets_sent() < limits.reject_after_messages
+        })
     }
 
     /// Seals one control message into `buf`; returns the frame length.

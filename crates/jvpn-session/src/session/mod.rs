@@ -3,8 +3,10 @@
 mod client;
 mod datapath;
 pub(crate) mod keys;
+mod multipath;
 mod probe;
 mod queue;
+mod rebind;
 mod server;
 pub(crate) mod stats;
 mod timers;
@@ -19,13 +21,14 @@ use jvpn_wire::{ControlMessage, MessageType, PublicKey, SessionId, peek_type};
 
 pub(crate) use client::ClientRole;
 use keys::{KeyLimits, KeyState};
+pub use multipath::PathReport;
 use queue::PacketQueue;
 pub(crate) use server::{Accepted, ResumePlan};
 pub use stats::{DropCounts, DropReason, SessionStats};
 
 use crate::{
     AuditRecord, ClientConfig, ClockAnchor, ConnectError, PathId, Policy, Reason, SessionRng,
-    State, StateMachine, TimerKind, TimerTable, TransitionCtx,
+    State, StateMachine, SwitchReason, TimerKind, TimerTable, TransitionCtx,
 };
 
 /// One datagram to send: `buf[..len]` (the buffer passed to `poll_transmit`) on `path`.
@@ -69,6 +72,17 @@ pub enum Event {
         seq: u32,
         /// Time from sending the probe to receiving its answer.
         rtt: std::time::Duration,
+    },
+    /// Multipath client: the binding committed on `to` (the first attach, with `from: None`,
+    /// or a rebind). `reason` says why `to` carries the session (also in
+    /// [`Session::last_switch`]).
+    PathSwitched {
+        /// The previous active path, if any.
+        from: Option<PathId>,
+        /// The path the session is bound to now.
+        to: PathId,
+        /// Why.
+        reason: SwitchReason,
     },
     /// A rekey installed fresh keys; the binding and the epoch are unchanged.
     Rekeyed {
@@ -184,6 +198,10 @@ pub struct Session {
     close_pending: Option<PathId>,
     illegal_transitions: u64,
     probes: probe::ProbeTracker,
+    /// Control messages for a given path (multipath probes, probe answers off the binding).
+    path_out: VecDeque<(PathId, ControlMessage)>,
+    /// Client: candidates, prober and switch controller, once `add_path` was called.
+    multipath: Option<Box<multipath::Multipath>>,
 }
 
 impl fmt::Debug for Session {
@@ -244,6 +262,8 @@ impl Session {
             handshake_out: None,
             control_out: VecDeque::new(),
             probes: probe::ProbeTracker::default(),
+            path_out: VecDeque::new(),
+            multipath: None,
             events: VecDeque::new(),
             stats: SessionStats::default(),
             close_pending: None,
@@ -265,6 +285,7 @@ impl Session {
         if let Inbound::Dropped(reason) = inbound {
             self.stats.drops.count(reason);
         }
+        self.drive_multipath(now);
         inbound
     }
 
@@ -297,11 +318,13 @@ impl Session {
     /// Handles every timer whose deadline is at or before `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.run_timers(now);
+        self.drive_multipath(now);
     }
 
     /// The earliest deadline at which `handle_timeout` must be called, if any.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.next().map(|(_, at)| at)
+        let timers = self.timers.next().map(|(_, at)| at);
+        timers.into_iter().chain(self.mp_timeout()).min()
     }
 
     /// The next event, if any. Drain after every input.
@@ -392,7 +415,10 @@ impl Session {
 
     /// Whether the session has output the shell has not drained yet.
     pub(crate) fn has_pending_output(&self) -> bool {
-        self.handshake_out.is_some() || self.close_pending.is_some() || !self.events.is_empty()
+        self.handshake_out.is_some()
+            || self.close_pending.is_some()
+            || !self.events.is_empty()
+            || !self.path_out.is_empty()
     }
 
     /// Receiver indices this session no longer owns (for the endpoint's demultiplexer).
@@ -443,6 +469,7 @@ impl Session {
     }
 
     fn rebind(&mut self, path: PathId, now: Instant) -> bool {
+        let first = self.sm.state() == State::Birth;
         let ctx = self.ctx(now, None);
         let result = self.sm.rebind(path, ctx);
         let moved = self.record(result);
@@ -451,6 +478,9 @@ impl Session {
                 session_id,
                 epoch: self.sm.epoch(),
             });
+        }
+        if moved {
+            self.mp_on_rebound(path, first, now);
         }
         moved
     }
@@ -466,6 +496,7 @@ impl Session {
         self.timers.stop_all();
         self.data_out.clear();
         self.control_out.clear();
+        self.path_out.clear();
         self.handshake_out = None;
         if let RoleState::Client(client) = &mut self.role {
             client.abandon_handshake();

@@ -22,7 +22,8 @@ pub(super) struct ProbeTracker {
 impl ProbeTracker {
     fn start(&mut self, now: Instant) -> u32 {
         let seq = self.next_seq;
-        self.next_seq = self.next_seq.wrapping_add(1);
+        // The top bit belongs to the multipath prober's probes.
+        self.next_seq = self.next_seq.wrapping_add(1) & !super::multipath::PROBER_SEQ_BIT;
         if self.outstanding.len() == OUTSTANDING {
             self.outstanding.pop_front();
         }
@@ -49,14 +50,19 @@ impl Session {
             return None;
         }
         let seq = self.probes.start(now);
-        let sent_micros = u64::try_from(
-            now.saturating_duration_since(self.clock.instant)
-                .as_micros(),
-        )
-        .unwrap_or(u64::MAX);
+        let sent_micros = self.micros_at(now);
         self.control_out
             .push_back(ControlMessage::Probe { seq, sent_micros });
         Some(seq)
+    }
+
+    /// Microseconds since the clock anchor (a probe's informational timestamp).
+    pub(super) fn micros_at(&self, now: Instant) -> u64 {
+        u64::try_from(
+            now.saturating_duration_since(self.clock.instant)
+                .as_micros(),
+        )
+        .unwrap_or(u64::MAX)
     }
 
     pub(super) fn handle_probe_ack(&mut self, seq: u32, now: Instant) {

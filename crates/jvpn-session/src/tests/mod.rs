@@ -3,6 +3,7 @@
 mod datapath;
 mod garbage;
 mod handshake;
+mod multipath;
 mod recovery;
 mod rekey;
 
