@@ -7,7 +7,7 @@
 //! candidate's [`PathId`], to the one channel the driver waits on. A link that fails for good
 //! (the QUIC connection or the TCP stream is gone) is reported down and connected again.
 //!
-//! The driver owns the sending side: [`Links::send`] puts a datagram on the link of its path, or
+//! The driver owns the sending side: `Links::send` puts a datagram on the link of its path, or
 //! counts it as dropped when that link is down. Whether a path is *good* is never decided here
 //! (a connected UDP socket says nothing about the server); the session's prober decides that.
 

@@ -132,8 +132,15 @@ async fn status_lists_every_candidate_with_its_link_state_and_the_active_one() {
         .await
         .expect("client starts");
     client.wait_ready(ATTACH).await.expect("attaches over UDP");
-
-    let status = client.status_source().snapshot().await.expect("a status");
+    // The WSS link connects in the background (TLS), maybe after the UDP attach.
+    let mut status = client.status_source().snapshot().await.expect("a status");
+    for _ in 0..500 {
+        if status.sessions[0].candidates[2].link_up {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        status = client.status_source().snapshot().await.expect("a status");
+    }
 
     let json = serde_json::to_value(&status).expect("serializes");
     assert_eq!(json["schema_version"], 1);
@@ -157,10 +164,14 @@ async fn status_lists_every_candidate_with_its_link_state_and_the_active_one() {
     assert!(candidates[1]["error"].is_string(), "{json:#}");
     assert_eq!(candidates[1]["kind"], "wss");
     assert_eq!(json["sessions"][0]["transport"], "udp");
+    // The first attach is the first "switch": there was no active path before.
     assert_eq!(
         json["sessions"][0]["last_switch"]["reason"],
-        "HANDSHAKE_COMPLETE"
+        "NO_ACTIVE_PATH"
     );
+    assert_eq!(json["sessions"][0]["last_switch"]["transport"], "udp");
+    assert_eq!(candidates[2]["link_up"], true);
+    assert!(candidates[2]["prober"].is_string(), "{json:#}");
     client.close().await.expect("closes");
 }
 

@@ -2,7 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use jvpn_session::{ClientConfig as CoreConfig, Event, Inbound, PathId, Session, State};
+use jvpn_session::{ClientConfig as CoreConfig, Event, Inbound, PathId, PathKind, Session, State};
+use jvpn_transport::{TransportKind, TransportUrl};
 use jvpn_wire::{MessageType, peek_type};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
@@ -36,8 +37,12 @@ pub(crate) fn spawn_driver(
         offered_transports: driver::PROLOGUE_TRANSPORTS.to_vec(),
     };
     let first = PathId(0);
-    let session = Session::connect(config.clone(), first, clock::now(), driver::rng())
+    let now = clock::now();
+    let mut session = Session::connect(config.clone(), first, now, driver::rng())
         .map_err(ClientError::Session)?;
+    let urls: Vec<TransportUrl> = candidates.iter().map(|c| c.url.clone()).collect();
+    // No link is up yet: each candidate task reports its link when it connects.
+    add_candidates(&mut session, &urls, |_| false, now);
 
     let (commands, command_rx) = mpsc::channel(256);
     let (status, status_rx) = mpsc::channel(8);
@@ -56,7 +61,6 @@ pub(crate) fn spawn_driver(
         ready: false,
         reconnects: 0,
         pending_init: None,
-        last_switch: None,
         mtu,
     };
     let driver = tokio::spawn(state.run());
@@ -67,6 +71,33 @@ pub(crate) fn spawn_driver(
         view,
         driver: Some(driver),
     })
+}
+
+/// Makes every candidate a path of the session (multipath on), most preferred first, and tells
+/// it which links are down.
+fn add_candidates(
+    session: &mut Session,
+    urls: &[TransportUrl],
+    up: impl Fn(PathId) -> bool,
+    now: Instant,
+) {
+    for (i, url) in urls.iter().enumerate() {
+        let path = PathId(u32::try_from(i).unwrap_or(u32::MAX));
+        let rank = u8::try_from(i).unwrap_or(u8::MAX);
+        session.add_path(path, path_kind(&url.kind), rank, now);
+        if !up(path) {
+            session.path_down(path, now);
+        }
+    }
+}
+
+fn path_kind(kind: &TransportKind) -> PathKind {
+    match kind {
+        TransportKind::Udp => PathKind::Udp,
+        TransportKind::Quic => PathKind::Quic,
+        TransportKind::Wss => PathKind::Wss,
+        other => PathKind::Custom(other.to_string()),
+    }
 }
 
 struct ClientDriver {
@@ -86,8 +117,6 @@ struct ClientDriver {
     /// A handshake initiation that found no link up; it goes out on the first link that comes
     /// up, so a start before any link has connected costs no handshake retry.
     pending_init: Option<Vec<u8>>,
-    /// The reason and path of the last transition into ATTACHED.
-    last_switch: Option<(String, PathId)>,
     /// The tunnel's pinned inner MTU, to warn when a link comes up that cannot carry it.
     mtu: Option<u16>,
 }
@@ -194,7 +223,8 @@ impl ClientDriver {
                          are dropped"
                     );
                 }
-                if !self.attached()
+                self.session.path_up(path, clock::now());
+                if self.session.state() == State::Birth
                     && let Some(init) = self.pending_init.take()
                 {
                     self.links.send(path, &init).await;
@@ -203,6 +233,7 @@ impl ClientDriver {
             }
             LinkEvent::Down { path, error } => {
                 tracing::info!(%error, path = path.0, "link down");
+                self.session.path_down(path, clock::now());
             }
             LinkEvent::ConnectFailed {
                 path,
@@ -212,15 +243,6 @@ impl ClientDriver {
                 tracing::debug!(%error, path = path.0, ?retry_in, "cannot connect the link");
             }
         }
-    }
-
-    /// Whether the session has a binding it sends on (as opposed to BIRTH and RECOVERING,
-    /// which look for one).
-    fn attached(&self) -> bool {
-        matches!(
-            self.session.state(),
-            State::Attached | State::Volatile | State::Degraded
-        )
     }
 
     /// One inner packet from the local side into the session; a full queue drops it, as a full
@@ -245,8 +267,13 @@ impl ClientDriver {
             return false;
         }
         let first = self.links.next_up_from(0).unwrap_or(PathId(0));
-        match Session::connect(config.clone(), first, clock::now(), driver::rng()) {
-            Ok(session) => {
+        let now = clock::now();
+        match Session::connect(config.clone(), first, now, driver::rng()) {
+            Ok(mut session) => {
+                let urls: Vec<TransportUrl> = (0..self.links.len())
+                    .filter_map(|i| self.links.url(PathId(u32::try_from(i).ok()?)).cloned())
+                    .collect();
+                add_candidates(&mut session, &urls, |p| self.links.is_up(p), now);
                 tracing::info!(
                     reason = ?self.session.last_reason(),
                     "the server lost the session; starting a new one"
@@ -266,12 +293,14 @@ impl ClientDriver {
 
     /// Sends one datagram of the session on the link of its path.
     ///
-    /// Handshake initiations while unbound (BIRTH, RECOVERING) go to the most preferred link
-    /// that is up when theirs is not, and each one moves the next attempt to the next link that
-    /// is up: an unreachable preferred server costs one handshake retry, not the session.
+    /// Once attached, the session picks every path (probes, rebinds). Before the first attach
+    /// (BIRTH) it knows nothing of the paths yet, so the runtime spreads the first handshake:
+    /// an initiation goes to the most preferred link that is up when its own is not, and each
+    /// one moves the next attempt to the next link that is up, so an unreachable preferred
+    /// server costs one handshake retry, not the session.
     async fn route(&mut self, path: PathId, datagram: &[u8]) {
         let is_init = matches!(peek_type(datagram), Ok(MessageType::HandshakeInit));
-        if !is_init || self.attached() {
+        if !is_init || self.session.state() != State::Birth {
             self.links.send(path, datagram).await;
             return;
         }
@@ -317,11 +346,6 @@ impl ClientDriver {
                         );
                         self.local.record(record);
                         if record.to == State::Attached {
-                            if let Some(bound) = self.session.bound_path() {
-                                // Rekeys are handshakes on the bound path, never elsewhere.
-                                self.session.set_path(bound);
-                                self.last_switch = Some((record.reason.to_string(), bound));
-                            }
                             // Readiness means an inner round trip on this binding.
                             self.ready = false;
                             probed |= self.session.probe(clock::now()).is_some();
@@ -330,6 +354,15 @@ impl ClientDriver {
                     Event::ProbeAcked { rtt, .. } => {
                         self.probe_rtt = Some(*rtt);
                         self.ready = true;
+                    }
+                    Event::PathSwitched { from, to, reason } => {
+                        let kind = |p: &PathId| self.links.url(*p).map(|u| u.kind.to_string());
+                        tracing::info!(
+                            from = from.as_ref().and_then(kind),
+                            to = kind(to),
+                            %reason,
+                            "path switched"
+                        );
                     }
                     _ => {}
                 }
@@ -350,11 +383,13 @@ impl ClientDriver {
         let now = clock::now();
         let history = self.local.history(None);
         let bound = self.session.bound_path();
+        let paths = self.session.paths();
         let candidates: Vec<PathStatus> = self
             .links
             .reports()
             .into_iter()
             .map(|link| {
+                let report = paths.iter().find(|r| r.path == link.path);
                 let active = bound == Some(link.path);
                 let remote = link
                     .info
@@ -366,18 +401,23 @@ impl ClientDriver {
                     (false, true) => "standby",
                     (false, false) => "down",
                 };
+                let rtt = report
+                    .and_then(|r| r.rtt)
+                    .or(active.then_some(self.probe_rtt).flatten());
                 PathStatus {
                     kind: link.url.kind.to_string(),
                     remote,
                     state: state.into(),
-                    rtt_ms: active.then_some(self.probe_rtt).flatten().map(millis),
-                    loss_percent: None,
+                    rtt_ms: rtt.map(millis),
+                    loss_percent: report.map(|r| f64::from(r.loss_percent)),
                     url: Some(link.url.to_string()),
                     link_up: link.up,
                     active,
-                    prober: None,
-                    jitter_ms: None,
-                    last_seen_secs: None,
+                    prober: report.map(|r| r.state.as_str().to_owned()),
+                    jitter_ms: report.and_then(|r| r.jitter).map(millis),
+                    last_seen_secs: report
+                        .and_then(|r| r.last_seen)
+                        .map(|at| now.saturating_duration_since(at).as_secs_f64()),
                     error: (!link.up).then_some(link.last_error).flatten(),
                     send_drops: link.send_drops,
                 }
@@ -391,12 +431,12 @@ impl ClientDriver {
         let mut session =
             SessionStatus::with_paths(&self.session, active, candidates, history, now);
         session.last_switch = self
-            .last_switch
-            .as_ref()
+            .session
+            .last_switch()
             .map(|(reason, path)| SwitchStatus {
-                reason: reason.clone(),
-                transport: self.links.url(*path).map(|u| u.kind.to_string()),
-                url: self.links.url(*path).map(ToString::to_string),
+                reason: reason.to_string(),
+                transport: self.links.url(path).map(|u| u.kind.to_string()),
+                url: self.links.url(path).map(ToString::to_string),
             });
         TunnelStatus {
             schema_version: crate::tunnel::STATUS_SCHEMA_VERSION,
