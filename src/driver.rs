@@ -13,9 +13,35 @@ use crate::error::SendError;
 /// Receive buffer size: the largest datagram any transport hands us.
 pub(crate) const MAX_DATAGRAM: usize = 65_535;
 
+/// The transport list both sides mix into the Noise prologue, which must be equal on both sides.
+/// It names jvpn's transport vocabulary, not the link of the moment: a client cannot know which
+/// listeners a server runs, and one session moves between transports, so a per-link value would
+/// make a server with several listeners refuse every client (and a jump change the prologue).
+pub(crate) const PROLOGUE_TRANSPORTS: &[u8] = b"udp,quic,wss";
+
 /// Inner packets taken from the TUN in one loop turn before the transmits are flushed. Below the
 /// session's default send queue (64), so a burst is never refused by the queue it fills.
 pub(crate) const LOCAL_BURST: usize = 32;
+
+/// Empty receive buffers on their way back to the reader tasks. A plain mutex: it is only held
+/// for one non-blocking `try_recv`, never across an await, so the per-packet path takes no async
+/// lock.
+pub(crate) type BufferPool = std::sync::Arc<std::sync::Mutex<mpsc::Receiver<Vec<u8>>>>;
+
+/// A pool of at most `capacity` recycled buffers: the sender gives buffers back, readers take
+/// them with [`take_buffer`].
+pub(crate) fn buffer_pool(capacity: usize) -> (mpsc::Sender<Vec<u8>>, BufferPool) {
+    let (tx, rx) = mpsc::channel(capacity);
+    (tx, std::sync::Arc::new(std::sync::Mutex::new(rx)))
+}
+
+/// A recycled buffer, or a new one of [`MAX_DATAGRAM`] bytes when none is free.
+pub(crate) fn take_buffer(pool: &BufferPool) -> Vec<u8> {
+    pool.lock()
+        .ok()
+        .and_then(|mut pool| pool.try_recv().ok())
+        .unwrap_or_else(|| vec![0u8; MAX_DATAGRAM])
+}
 
 /// A request from a handle to its driver task.
 #[derive(Debug)]

@@ -21,6 +21,16 @@ pub enum ClientError {
         #[source]
         source: Box<TransportError>,
     },
+    /// No server URL was given: list at least one candidate.
+    #[error("no server: give at least one server URL (udp://, quic:// or wss://)")]
+    NoServer,
+    /// No transport of the URL's kind is available: build jvpn with that transport's feature,
+    /// add it to the [`Transports`](crate::Transports) set, or leave the URL out.
+    #[error("no transport for {url}: this jvpn cannot reach it (use another transport)")]
+    NoTransport {
+        /// The URL without a transport.
+        url: String,
+    },
     /// The session core refused the configuration.
     #[error("cannot start the session: {0}")]
     Session(#[source] jvpn_session::ConnectError),

@@ -30,6 +30,9 @@ pub mod control;
 mod driver;
 mod error;
 pub mod keyfile;
+pub mod links;
+pub mod mtu;
+pub mod netcheck;
 mod server;
 pub mod transports;
 pub mod tunnel;
@@ -37,6 +40,7 @@ pub mod tunnel;
 pub use client::{Client, ClientOptions};
 pub use driver::{StateView, Status};
 pub use error::{ClientError, SendError, ServerError};
+pub use links::LinkReport;
 pub use server::{Incoming, Server, ServerOptions};
 pub use transports::Transports;
 

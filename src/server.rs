@@ -106,17 +106,12 @@ impl Server {
             return Err(ServerError::NoListener);
         }
         options.policy.validate().map_err(ServerError::Policy)?;
-        let offered = listeners
-            .iter()
-            .map(|l| l.kind().to_string())
-            .collect::<Vec<_>>()
-            .join(",");
         let config = CoreConfig {
             local_key: options.key.clone(),
             peers: options.peers.clone(),
             policy: options.policy.clone(),
             clock: clock::anchor(),
-            offered_transports: offered.into_bytes(),
+            offered_transports: driver::PROLOGUE_TRANSPORTS.to_vec(),
             cluster: Default::default(),
         };
         let endpoint = Endpoint::new(config, driver::rng()).map_err(ServerError::Config)?;
@@ -127,7 +122,7 @@ impl Server {
             .collect();
 
         let (datagrams_tx, datagrams) = mpsc::channel(RECV_BUFFERS);
-        let (recycle, recycle_rx) = buffer_pool();
+        let (recycle, recycle_rx) = driver::buffer_pool(RECV_BUFFERS);
         let mut tasks = Vec::new();
         for (index, listener) in listeners.iter().enumerate() {
             tasks.push(tokio::spawn(read_listener(
@@ -243,30 +238,14 @@ impl Drop for Server {
 
 type Datagram = (usize, Remote, Vec<u8>, usize);
 
-/// Empty buffers on their way back to the reader tasks. A plain mutex: it is only held for one
-/// non-blocking `try_recv`, never across an await, so the per-packet path takes no async lock.
-type BufferPool = Arc<std::sync::Mutex<mpsc::Receiver<Vec<u8>>>>;
-
-fn buffer_pool() -> (mpsc::Sender<Vec<u8>>, BufferPool) {
-    let (tx, rx) = mpsc::channel(RECV_BUFFERS);
-    (tx, Arc::new(std::sync::Mutex::new(rx)))
-}
-
 async fn read_listener(
     index: usize,
     listener: Arc<dyn Listener>,
     out: mpsc::Sender<Datagram>,
-    recycle: BufferPool,
+    recycle: driver::BufferPool,
 ) {
     loop {
-        let recycled = recycle
-            .lock()
-            .ok()
-            .and_then(|mut pool| pool.try_recv().ok());
-        let mut buf = match recycled {
-            Some(buf) => buf,
-            None => vec![0u8; driver::MAX_DATAGRAM],
-        };
+        let mut buf = driver::take_buffer(&recycle);
         match listener.recv_from(&mut buf).await {
             Ok((len, remote)) => {
                 if out.send((index, remote, buf, len)).await.is_err() {

@@ -5,15 +5,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jvpn_session::Policy;
-use jvpn_transport::{Transport, TransportUrl};
+use jvpn_transport::TransportUrl;
 use jvpn_tun::{AllowedIps, IpPrefix, Tun, TunConfig, packet_destination, packet_source};
-use jvpn_wire::DATA_OVERHEAD;
 use jvpn_wire::keys::{Psk, PublicKey, StaticSecret};
 
 use super::{Journal, StatusSource, TunStatus, TunnelError};
-use crate::client::{ClientOptions, DriverHandle, open_link, spawn_driver};
+use crate::client::{ClientOptions, DriverHandle, spawn_driver};
 use crate::driver::{Local, StateView};
 use crate::error::ClientError;
+use crate::transports::Transports;
+
+/// The inner MTU when no candidate's transport says what it carries (custom transports only):
+/// WireGuard's default, which fits a 1500-byte path over IPv6.
+const FALLBACK_MTU: u16 = 1420;
 
 /// What `jvpn connect` needs.
 #[derive(Debug, Clone)]
@@ -24,15 +28,16 @@ pub struct ClientTunnelConfig {
     pub server_key: PublicKey,
     /// Optional pre-shared key (all zeros when unused).
     pub psk: Psk,
-    /// Where the server listens.
-    pub server: TransportUrl,
+    /// Where the server listens: the candidates, most preferred first (one link each).
+    pub servers: Vec<TransportUrl>,
     /// The client's inner addresses.
     pub addresses: Vec<IpPrefix>,
     /// Prefixes routed into the tunnel; inner packets from the server must come from these.
     pub allowed_ips: Vec<IpPrefix>,
     /// TUN interface name; `None` lets the kernel pick `jvpn0`, `jvpn1`, …
     pub tun_name: Option<String>,
-    /// Inner MTU; `None` derives it from the link's largest datagram minus jvpn's overhead.
+    /// Inner MTU; `None` pins it to the smallest any candidate carries ([`crate::mtu`]). A value
+    /// larger than some candidate carries is refused.
     pub mtu: Option<u16>,
     /// Timers, windows and budgets.
     pub policy: Policy,
@@ -97,11 +102,11 @@ pub struct ClientTunnel {
 }
 
 impl ClientTunnel {
-    /// Opens the link to the server, creates the TUN device and starts the handshake. With the
-    /// default `transport` (UDP) use [`crate::udp`].
+    /// Creates the TUN device, starts one link per candidate (each over the transport of its
+    /// kind from `transports`, connected in the background) and starts the handshake.
     pub async fn start(
         config: ClientTunnelConfig,
-        transport: Arc<dyn Transport>,
+        transports: &Transports,
     ) -> Result<ClientTunnel, TunnelError> {
         config.policy.validate()?;
         if config.addresses.is_empty() {
@@ -116,15 +121,12 @@ impl ClientTunnel {
             server_key: config.server_key,
             psk: config.psk,
             policy: config.policy,
-            server: config.server,
+            servers: config.servers,
             inbound_queue: 1,
         };
-        let link = open_link(&options, transport.as_ref())
-            .await
-            .map_err(client_error)?;
-        let mtu = config
-            .mtu
-            .unwrap_or_else(|| jvpn_tun::mtu_for(link.info().max_datagram_size, DATA_OVERHEAD));
+        let candidates = options.candidates(transports).map_err(client_error)?;
+        // One MTU for the whole session, whichever candidate carries it (see `crate::mtu`).
+        let mtu = crate::mtu::session_mtu(&options.servers, config.mtu, || FALLBACK_MTU)?;
         let tun = Arc::new(Tun::create(&TunConfig {
             name: config.tun_name.clone(),
             addresses: config.addresses.clone(),
@@ -142,7 +144,8 @@ impl ClientTunnel {
             unknown_destination: 0,
             source_not_allowed: 0,
         });
-        let handle = spawn_driver(&options, link, local, true).map_err(client_error)?;
+        let handle =
+            spawn_driver(&options, candidates, local, true, Some(mtu)).map_err(client_error)?;
         Ok(ClientTunnel { handle, tun })
     }
 
@@ -191,6 +194,9 @@ fn client_error(error: ClientError) -> TunnelError {
         ClientError::Terminated { reason } => TunnelError::Terminated { reason },
         ClientError::AttachTimeout { waited } => TunnelError::NotReady { waited },
         ClientError::Session(e) => TunnelError::Config(e.to_string()),
+        e @ (ClientError::NoServer | ClientError::NoTransport { .. }) => {
+            TunnelError::Config(e.to_string())
+        }
         _ => TunnelError::Stopped,
     }
 }

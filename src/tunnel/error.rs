@@ -40,6 +40,9 @@ pub enum TunnelError {
     /// The configuration is inconsistent (the message names the value and the fix).
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The inner MTU asked for is larger than a candidate transport carries; lower `--mtu`.
+    #[error(transparent)]
+    Mtu(#[from] crate::mtu::MtuError),
     /// The session did not become ready in time: check the server address and port, that the
     /// server runs, that each side has the other's public key, and that nothing blocks the
     /// transport.

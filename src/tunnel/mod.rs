@@ -21,8 +21,10 @@ pub use error::TunnelError;
 pub use jvpn_tun::IpPrefix;
 pub(crate) use server::{Route, ServerTunSide};
 pub use server::{ServerTunnel, ServerTunnelConfig, TunnelPeer};
+pub(crate) use status::millis;
 pub use status::{
-    PathStatus, STATUS_SCHEMA_VERSION, SessionStatus, StatusSource, TunStatus, TunnelStatus,
+    PathStatus, STATUS_SCHEMA_VERSION, SessionStatus, StatusSource, SwitchStatus, TunStatus,
+    TunnelStatus,
 };
 
 use jvpn_session::AuditRecord;

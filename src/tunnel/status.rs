@@ -72,26 +72,97 @@ pub struct SessionStatus {
     pub drops: BTreeMap<String, u64>,
     /// Seconds since the last completed handshake.
     pub handshake_age_secs: Option<f64>,
+    /// Why the active path is the active one: the last switch (or first attach), if any.
+    #[serde(default)]
+    pub last_switch: Option<SwitchStatus>,
     /// The last transitions, oldest first.
     pub last_transitions: Vec<AuditRecord>,
 }
 
-/// A candidate path.
+/// The last switch of the active path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwitchStatus {
+    /// Why (a reason code, e.g. `HANDSHAKE_COMPLETE`, `TRANSPORT_DEAD`, `PLANNED_SWITCH`).
+    pub reason: String,
+    /// The transport kind switched to.
+    pub transport: Option<String>,
+    /// The URL switched to (client side).
+    pub url: Option<String>,
+}
+
+/// A candidate path. The fields after `loss_percent` were added in schema 1 without a bump
+/// (readers of older snapshots see their defaults).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PathStatus {
     /// Transport kind.
     pub kind: String,
-    /// Remote address.
+    /// Remote address (the URL's `host:port` while the link is down).
     pub remote: String,
-    /// `"active"`, `"standby"` or `"dead"`.
+    /// `"active"` (carries the session), `"standby"` (link up) or `"down"` (no link).
     pub state: String,
     /// Last measured round-trip time, in milliseconds.
     pub rtt_ms: Option<f64>,
     /// Loss over the measurement window, in percent.
     pub loss_percent: Option<f64>,
+    /// The candidate's server URL (client side).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Whether the transport link is connected.
+    #[serde(default)]
+    pub link_up: bool,
+    /// Whether this path carries the session now.
+    #[serde(default)]
+    pub active: bool,
+    /// The prober's view of the path (e.g. `UNKNOWN`, `ALIVE`, `DEAD`), once it measures it.
+    #[serde(default)]
+    pub prober: Option<String>,
+    /// RTT variation, in milliseconds.
+    #[serde(default)]
+    pub jitter_ms: Option<f64>,
+    /// Seconds since something authenticated last arrived on this path.
+    #[serde(default)]
+    pub last_seen_secs: Option<f64>,
+    /// Why the link is down (the last connect or receive error).
+    #[serde(default)]
+    pub error: Option<String>,
+    /// Datagrams the session sent on this path while its link was down (dropped).
+    #[serde(default)]
+    pub send_drops: u64,
+}
+
+impl PathStatus {
+    /// A path known only by its kind and remote (a server's view of a client).
+    pub(crate) fn simple(
+        kind: String,
+        remote: String,
+        active: bool,
+        rtt: Option<Duration>,
+    ) -> Self {
+        PathStatus {
+            kind,
+            remote,
+            state: if active { "active" } else { "standby" }.into(),
+            rtt_ms: rtt.map(millis),
+            loss_percent: None,
+            url: None,
+            link_up: true,
+            active,
+            prober: None,
+            jitter_ms: None,
+            last_seen_secs: None,
+            error: None,
+            send_drops: 0,
+        }
+    }
+}
+
+/// A duration in (fractional) milliseconds, as status reports show them.
+pub(crate) fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
 }
 
 impl SessionStatus {
+    /// A session bound to at most one link (the server's view): that link is its only path.
     pub(crate) fn of(
         session: &Session,
         link: Option<&LinkInfo>,
@@ -99,19 +170,27 @@ impl SessionStatus {
         history: Vec<AuditRecord>,
         now: Instant,
     ) -> Self {
-        let stats = session.stats();
         let transport = link.map(|l| l.kind.to_string());
         let remote = link.and_then(|l| l.remote_addr).map(|a| a.to_string());
         let candidates = match (&transport, &remote) {
-            (Some(kind), Some(remote)) => vec![PathStatus {
-                kind: kind.clone(),
-                remote: remote.clone(),
-                state: "active".into(),
-                rtt_ms: rtt.map(|d| d.as_secs_f64() * 1e3),
-                loss_percent: None,
-            }],
+            (Some(kind), Some(remote)) => {
+                vec![PathStatus::simple(kind.clone(), remote.clone(), true, rtt)]
+            }
             _ => Vec::new(),
         };
+        Self::with_paths(session, (transport, remote), candidates, history, now)
+    }
+
+    /// A session with its candidate paths as given; `active` is the active path's transport
+    /// kind and remote address.
+    pub(crate) fn with_paths(
+        session: &Session,
+        (transport, remote): (Option<String>, Option<String>),
+        candidates: Vec<PathStatus>,
+        history: Vec<AuditRecord>,
+        now: Instant,
+    ) -> Self {
+        let stats = session.stats();
         SessionStatus {
             session_id: session.session_id().map(|s| s.to_string()),
             peer: session.peer_static().to_string(),
@@ -133,6 +212,7 @@ impl SessionStatus {
             handshake_age_secs: stats
                 .last_handshake_at
                 .map(|at| now.saturating_duration_since(at).as_secs_f64()),
+            last_switch: None,
             last_transitions: history,
         }
     }

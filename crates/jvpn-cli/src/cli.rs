@@ -74,6 +74,9 @@ pub(crate) enum Command {
     /// Show the state of a running `jvpn connect` or `jvpn server`
     #[command(long_about = STATUS_ABOUT)]
     Status(StatusArgs),
+    /// Check which transports reach a server (a real handshake each) and in which order to use them
+    #[command(long_about = NETCHECK_ABOUT)]
+    Netcheck(NetcheckArgs),
     /// Run a server and a client in two network namespaces and show the tunnel live (needs root)
     Demo(DemoArgs),
 }
@@ -101,32 +104,60 @@ const SERVER_ABOUT: &str = "Run a VPN server: create a TUN device with the serve
 
 const CONNECT_ABOUT: &str = "Connect to a VPN server: create a TUN device with this client's \
     inner address, route the allowed IPs into it, and carry its packets over one session to the \
-    server. The session survives network changes and starts again by itself if the server \
-    restarts. Runs in the foreground until SIGINT or SIGTERM (which send CLOSE and remove the TUN \
-    device); with --wait, returns once the tunnel is ready and leaves it running in the \
-    background. Needs root or CAP_NET_ADMIN.\n\n\
-    SERVER_HOST is `host`, `host:port`, `[ipv6]:port` or a URL such as `udp://host:port`. \
-    Without a port, --port or the transport's default (51820 for UDP) is used.\n\n\
+    server. The session keeps one link per candidate transport and jumps between them when one \
+    fails or a better one returns, and starts again by itself if the server restarts. Runs in the \
+    foreground until SIGINT or SIGTERM (which send CLOSE and remove the TUN device); with --wait, \
+    returns once the tunnel is ready and leaves it running in the background. Needs root or \
+    CAP_NET_ADMIN.\n\n\
+    Candidates, most preferred first:\n\
+    \x20 SERVER_HOST is `host`, `host:port`, `[ipv6]:port` or a URL (`udp://host:port`, \
+    `quic://host:port`, `wss://host:port/path`), and may be repeated.\n\
+    \x20 A URL is one candidate. A host is one candidate per transport of --transports (default \
+    udp), in that order, on each transport's default port: udp 51820, quic 443 (UDP), wss 443 \
+    (TCP, path /jvpn). A port (host:port or --port) is allowed with one transport only; for \
+    other ports, give one URL per transport.\n\
+    \x20 The inner MTU is pinned for the whole session to the smallest any candidate carries \
+    (udp 1440 over IPv4, 1420 over IPv6 or a host name; quic 1118; wss 65503), so a jump never \
+    strands inner packets; --mtu may lower it, never raise it above a candidate's.\n\
+    \x20 WSS goes through the HTTP CONNECT proxy of --proxy, else of HTTPS_PROXY / ALL_PROXY \
+    (hosts in NO_PROXY excepted).\n\n\
     Every flag except -c, --wait and --wait-timeout can also be set in a TOML config file given \
     with -c FILE, under the same name (`key`, `server-key`, `address`, `allowed-ips`, \
-    `transports`, `port`, `server` for SERVER_HOST, `audit-log`, `control`, `tun`, `mtu`, and a \
-    `[policy]` table); flags win over the file. Relative paths in the file are relative to the \
-    file's directory.\n\n\
+    `transports`, `port`, `proxy`, `server` for SERVER_HOST (a string or a list), `audit-log`, \
+    `control`, `tun`, `mtu`, and a `[policy]` table); flags win over the file. Relative paths in \
+    the file are relative to the file's directory.\n\n\
     Examples:\n\
     \x20 jvpn connect --key client.key --server-key \"$(cat server.pub)\" \\\n\
-    \x20     --address 10.77.0.2/32 --transports udp vpn.example.com\n\
+    \x20     --address 10.77.0.2/32 --transports udp,quic,wss vpn.example.com\n\
+    \x20 jvpn connect ... udp://vpn.example.com:51820 wss://vpn.example.com:8443/jvpn\n\
+    \x20 jvpn connect ... --transports wss --proxy http://proxy.corp:3128 vpn.example.com\n\
     \x20 jvpn connect -c client.toml --wait && ping 10.77.0.1\n\n\
     A config file:\n\
     \x20 key = \"client.key\"\n\
     \x20 server-key = \"SERVER_PUBKEY\"\n\
-    \x20 server = \"vpn.example.com:51820\"\n\
+    \x20 server = \"vpn.example.com\"\n\
+    \x20 transports = \"udp,quic,wss\"\n\
     \x20 address = [\"10.77.0.2/32\", \"fd77::2/128\"]\n\
     \x20 allowed-ips = [\"10.77.0.0/24\", \"fd77::/64\"]";
 
+const NETCHECK_ABOUT: &str = "Check which transports reach a jvpn server. For each candidate \
+    (built from SERVER_HOST, --transports, --port and --proxy exactly as `jvpn connect` builds \
+    them; default: udp, quic and wss), run a real authenticated session: connect the link, \
+    handshake, one authenticated probe round trip through the tunnel, and a clean close. Prints \
+    whether each is reachable (or why not), the time to attach and the probe's RTT, then the \
+    order it recommends: reachable transports first, fastest first, your order breaking ties. \
+    Needs this client's key and the server's public key (like connect), no root and no TUN \
+    device.\n\n\
+    Exit code 0 if at least one transport is reachable, 1 if none is.\n\n\
+    Examples:\n\
+    \x20 jvpn netcheck --key client.key --server-key \"$(cat server.pub)\" vpn.example.com\n\
+    \x20 jvpn netcheck -c client.toml --transports wss --proxy http://proxy.corp:3128 --json";
+
 const STATUS_ABOUT: &str = "Show the state of a running `jvpn connect` or `jvpn server`, asked \
-    over its control socket: state, version and epoch, the active transport and remote address, \
-    candidate paths with RTT and loss, bytes and packets each way, handshake age, and the last \
-    transitions with their reasons.\n\n\
+    over its control socket: state, version and epoch, the transport that carries traffic and \
+    why (the last switch's reason), every candidate (transport, URL, link up or down, prober \
+    state, RTT, jitter, loss, last seen, active), bytes and packets each way, handshake age, and \
+    the last transitions with their reasons.\n\n\
     Without --control, the client's default socket is tried first, then the server's \
     (/run/jvpn/<role>.sock as root, $XDG_RUNTIME_DIR/jvpn-<role>.sock otherwise).\n\n\
     Examples:\n\
@@ -174,25 +205,41 @@ pub(crate) struct ServerArgs {
     pub(crate) peer: Vec<PeerSpec>,
 }
 
+/// Where the server is and how to reach it: shared by `jvpn connect` and `jvpn netcheck`.
+#[derive(Debug, Args, Default)]
+pub(crate) struct TargetArgs {
+    /// The server's public key (base64, from `jvpn pubkey`), or a file holding it
+    #[arg(long, value_name = "PUBKEY")]
+    pub(crate) server_key: Option<String>,
+    /// Transports to use, in order of preference, comma-separated: one candidate per transport
+    /// for a SERVER_HOST without a scheme [default: udp]
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_enum)]
+    pub(crate) transports: Vec<TransportName>,
+    /// Server port when SERVER_HOST has none (one transport only) [default: the transport's:
+    /// udp 51820, quic 443, wss 443]
+    #[arg(long, value_name = "PORT")]
+    pub(crate) port: Option<u16>,
+    /// HTTP CONNECT proxy for WSS, http://[user:pass@]host:port (wins over HTTPS_PROXY,
+    /// ALL_PROXY and NO_PROXY)
+    #[arg(long, value_name = "URL", value_parser = values::proxy)]
+    pub(crate) proxy: Option<String>,
+    /// The server: host, host:port, [ipv6]:port or a URL (udp://, quic://, wss://); repeat for
+    /// several candidates, most preferred first
+    #[arg(value_name = "SERVER_HOST")]
+    pub(crate) server: Vec<String>,
+}
+
 /// Arguments of `jvpn connect`.
 #[derive(Debug, Args, Default)]
 pub(crate) struct ConnectArgs {
     #[command(flatten)]
     pub(crate) common: CommonArgs,
-    /// The server's public key (base64, from `jvpn pubkey`), or a file holding it
-    #[arg(long, value_name = "PUBKEY")]
-    pub(crate) server_key: Option<String>,
+    #[command(flatten)]
+    pub(crate) target: TargetArgs,
     /// Networks routed into the tunnel, comma-separated [default: the /24 (IPv4) or /64 (IPv6)
     /// network around each --address, or the address's own network if wider]
     #[arg(long, value_name = "PREFIXES", value_delimiter = ',', value_parser = values::prefix)]
     pub(crate) allowed_ips: Vec<IpPrefix>,
-    /// Transports to use, in order of preference, comma-separated (only udp is built in this
-    /// version) [default: udp]
-    #[arg(long, value_name = "LIST", value_delimiter = ',', value_enum)]
-    pub(crate) transports: Vec<TransportName>,
-    /// Server port when SERVER_HOST has none [default: the transport's, 51820 for udp]
-    #[arg(long, value_name = "PORT")]
-    pub(crate) port: Option<u16>,
     /// Return once the tunnel is ready (an authenticated round trip succeeded), leaving it
     /// running in the background
     #[arg(long)]
@@ -203,9 +250,25 @@ pub(crate) struct ConnectArgs {
     /// Internal (used by --wait): print READY on stdout once the tunnel is ready
     #[arg(long, hide = true)]
     pub(crate) notify_ready: bool,
-    /// The server: host, host:port, [ipv6]:port or udp://host:port
-    #[arg(value_name = "SERVER_HOST")]
-    pub(crate) server: Option<String>,
+}
+
+/// Arguments of `jvpn netcheck`.
+#[derive(Debug, Args, Default)]
+pub(crate) struct NetcheckArgs {
+    /// Read settings from a `jvpn connect` TOML file (flags given on the command line win)
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// The secret key file (from `jvpn genkey`; must be mode 0600)
+    #[arg(long, value_name = "FILE")]
+    pub(crate) key: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) target: TargetArgs,
+    /// Print the results as JSON (with a schema_version) instead of a table
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Give each transport this many seconds to attach and answer a probe
+    #[arg(long, value_name = "SECS", default_value_t = 5)]
+    pub(crate) timeout: u64,
 }
 
 /// Arguments of `jvpn status`.

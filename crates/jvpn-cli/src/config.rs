@@ -126,12 +126,13 @@ pub(crate) struct ServerFile {
 pub(crate) struct ConnectFile {
     pub(crate) key: Option<PathBuf>,
     pub(crate) server_key: Option<String>,
-    /// SERVER_HOST.
-    pub(crate) server: Option<String>,
+    /// SERVER_HOST: one string or a list of them.
+    pub(crate) server: Option<StrList>,
     pub(crate) address: Option<StrList>,
     pub(crate) allowed_ips: Option<StrList>,
     pub(crate) transports: Option<StrList>,
     pub(crate) port: Option<u16>,
+    pub(crate) proxy: Option<String>,
     pub(crate) audit_log: Option<PathBuf>,
     pub(crate) control: Option<PathBuf>,
     pub(crate) tun: Option<String>,

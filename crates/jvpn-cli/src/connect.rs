@@ -12,7 +12,7 @@ use jvpn::wire::keys::Psk;
 use crate::cli::ConnectArgs;
 use crate::config::{self, ConnectFile};
 use crate::failure::RunError;
-use crate::settings::{self, ServerKey};
+use crate::settings;
 use crate::signals::Signals;
 use crate::wait::{self, READY_LINE};
 
@@ -35,21 +35,26 @@ pub(crate) async fn run(args: ConnectArgs) -> Result<(), RunError> {
 
     let mut signals = Signals::install().map_err(RunError::Signal)?;
     let key = jvpn::keyfile::read_secret_key(&settings.key)?;
-    let server_key = match &settings.server_key {
-        ServerKey::Inline(key) => *key,
-        ServerKey::File(path) => jvpn::keyfile::read_public_key(path)?,
-    };
+    let server_key = settings.target.server_key.read()?;
     let shared = settings.shared;
     let socket = shared
         .control
         .clone()
         .unwrap_or_else(|| control::default_socket(Role::Client));
-    let server = settings.server.clone();
+    let servers = settings
+        .target
+        .servers
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" ");
+    // Settings already refused kinds that are not built in (`values::check_built`).
+    let transports = jvpn::Transports::builtin_with_proxy(settings.target.proxy.as_deref());
     let config = ClientTunnelConfig {
         key,
         server_key,
         psk: Psk::zero(),
-        server: settings.server,
+        servers: settings.target.servers,
         addresses: settings.addresses,
         allowed_ips: settings.allowed_ips,
         tun_name: shared.tun,
@@ -60,16 +65,7 @@ pub(crate) async fn run(args: ConnectArgs) -> Result<(), RunError> {
 
     // Fail before creating the TUN device if another jvpn holds the control socket.
     control::check_free(&socket).await?;
-    // Settings already refused kinds that are not built in (`values::check_built`).
-    let transport = jvpn::Transports::builtin()
-        .get(&config.server.kind)
-        .ok_or_else(|| {
-            jvpn::tunnel::TunnelError::Config(format!(
-                "the {} transport is not built into this jvpn",
-                config.server.kind
-            ))
-        })?;
-    let tunnel = ClientTunnel::start(config, transport).await?;
+    let tunnel = ClientTunnel::start(config, &transports).await?;
     let control = match control::serve(&socket, tunnel.status_source()).await {
         Ok(control) => control,
         Err(error) => {
@@ -78,7 +74,7 @@ pub(crate) async fn run(args: ConnectArgs) -> Result<(), RunError> {
         }
     };
     tracing::info!(
-        %server,
+        %servers,
         tun = tunnel.tun_name(),
         control = %socket.display(),
         "connecting; stop with Ctrl-C or SIGTERM"

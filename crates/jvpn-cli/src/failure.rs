@@ -15,7 +15,7 @@ pub(crate) const EXIT_RUNTIME: u8 = 1;
 /// Exit code of a usage error (bad flags or config file), as clap uses.
 pub(crate) const EXIT_USAGE: u8 = 2;
 
-/// Why `jvpn server`, `jvpn connect` or `jvpn status` failed.
+/// Why `jvpn server`, `jvpn connect`, `jvpn status` or `jvpn netcheck` failed.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum RunError {
     /// The flags or the config file are wrong (exit 2).
@@ -55,6 +55,12 @@ pub(crate) enum RunError {
     /// `connect --wait`: the background tunnel did not become ready.
     #[error(transparent)]
     Wait(#[from] crate::wait::WaitError),
+    /// `jvpn netcheck`: no candidate reached the server (the table above says why for each).
+    #[error(
+        "no transport reached the server: check the address, that the server runs and listens on \
+         these transports, and that each side knows the other's public key"
+    )]
+    Unreachable,
     /// `jvpn demo` failed (its message says why).
     #[error("{0}")]
     Demo(String),

@@ -1,5 +1,6 @@
 //! `jvpn`, the command-line tool: keys (`genkey`, `pubkey`), the VPN itself (`server`,
-//! `connect`), its state (`status`) and a self-contained demonstration (`demo`).
+//! `connect`), its state (`status`), which transports reach a server (`netcheck`) and a
+//! self-contained demonstration (`demo`).
 //!
 //! Errors print as `error: <message>` (with `hint: ...` lines where useful) on stderr. Exit codes:
 //! 0 success, 1 runtime failure (permissions, network, key files, a session that ended), 2 usage
@@ -12,6 +13,7 @@ mod demo;
 mod failure;
 mod genkey;
 mod logging;
+mod netcheck;
 mod pubkey;
 mod server;
 mod settings;
@@ -59,6 +61,7 @@ fn run_async(command: Command, verbose: u8, quiet: u8) -> ExitCode {
                 Command::Server(args) => server::run(args).await,
                 Command::Connect(args) => connect::run(args).await,
                 Command::Status(args) => status::run(args).await,
+                Command::Netcheck(args) => netcheck::run(args).await,
                 Command::Demo(args) => demo::run(args).await.map_err(RunError::Demo),
                 Command::Genkey(_) | Command::Pubkey(_) => Ok(()),
             }

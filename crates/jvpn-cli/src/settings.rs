@@ -8,7 +8,7 @@ use jvpn::transport::TransportUrl;
 use jvpn::wire::keys::PublicKey;
 use jvpn_tun::IpPrefix;
 
-use crate::cli::{CommonArgs, ConnectArgs, ServerArgs};
+use crate::cli::{CommonArgs, ConnectArgs, NetcheckArgs, ServerArgs, TargetArgs};
 use crate::config::{ConfigError, ConnectFile, Loaded, Origin, ServerFile, StrList};
 use crate::values::{self, PeerSpec, TransportName, ValueError};
 
@@ -29,11 +29,28 @@ pub(crate) struct ServerSettings {
 #[derive(Debug)]
 pub(crate) struct ClientSettings {
     pub(crate) key: PathBuf,
-    pub(crate) server_key: ServerKey,
-    pub(crate) server: TransportUrl,
+    pub(crate) target: Target,
     pub(crate) addresses: Vec<IpPrefix>,
     pub(crate) allowed_ips: Vec<IpPrefix>,
     pub(crate) shared: Shared,
+}
+
+/// The server and how to reach it (`jvpn connect`, `jvpn netcheck`).
+#[derive(Debug)]
+pub(crate) struct Target {
+    pub(crate) server_key: ServerKey,
+    /// The candidates, most preferred first.
+    pub(crate) servers: Vec<TransportUrl>,
+    /// `--proxy`, checked.
+    pub(crate) proxy: Option<String>,
+}
+
+/// What `jvpn netcheck` runs with.
+#[derive(Debug)]
+pub(crate) struct NetcheckSettings {
+    pub(crate) key: PathBuf,
+    pub(crate) target: Target,
+    pub(crate) policy: Policy,
 }
 
 /// The server's public key: given inline, or a file to read when starting.
@@ -43,6 +60,16 @@ pub(crate) enum ServerKey {
     Inline(PublicKey),
     /// A public key file (`jvpn pubkey > server.pub`).
     File(PathBuf),
+}
+
+impl ServerKey {
+    /// The key, read from its file if it names one.
+    pub(crate) fn read(&self) -> Result<PublicKey, jvpn::keyfile::KeyFileError> {
+        match self {
+            ServerKey::Inline(key) => Ok(*key),
+            ServerKey::File(path) => jvpn::keyfile::read_public_key(path),
+        }
+    }
 }
 
 /// Settings both commands have.
@@ -117,6 +144,81 @@ pub(crate) fn client(
     )?;
     let addresses = addresses(&args.common, file.map(|f| (f, f.file.address.as_ref())))?;
 
+    let allowed_ips = if !args.allowed_ips.is_empty() {
+        args.allowed_ips.clone()
+    } else if let Some((f, list)) = file.and_then(|f| f.file.allowed_ips.as_ref().map(|l| (f, l))) {
+        parse_items(f, "allowed-ips", list, true, values::prefix)?
+    } else {
+        jvpn::tunnel::default_allowed_ips(&addresses)
+    };
+
+    let target = target(&args.target, file, None)?;
+
+    let shared = shared(
+        &args.common,
+        file.map(|f| SharedFile {
+            origin: f.origin(),
+            audit_log: f.file.audit_log.as_ref().map(|p| f.resolve(p)),
+            control: f.file.control.as_ref().map(|p| f.resolve(p)),
+            tun: f.file.tun.clone(),
+            mtu: f.file.mtu,
+            policy: f.file.policy.clone(),
+        }),
+    )?;
+    // One inner MTU for the whole session: refuse at once one that some candidate cannot carry.
+    if let Err(error) = jvpn::mtu::session_mtu(&target.servers, shared.mtu, || 0) {
+        let origin = if args.common.mtu.is_some() {
+            Origin::Flags
+        } else {
+            file.map_or(Origin::Flags, Loaded::origin)
+        };
+        return Err(value_error(origin, "mtu", &error));
+    }
+    Ok(ClientSettings {
+        key,
+        target,
+        addresses,
+        allowed_ips,
+        shared,
+    })
+}
+
+/// Merges `jvpn netcheck` flags over a `jvpn connect` config file. Without --transports (flag or
+/// file), a host is checked over every transport.
+pub(crate) fn netcheck(
+    args: &NetcheckArgs,
+    file: Option<&Loaded<ConnectFile>>,
+) -> Result<NetcheckSettings, ConfigError> {
+    let key = args
+        .key
+        .clone()
+        .or_else(|| file.and_then(|f| f.file.key.as_ref().map(|k| f.resolve(k))))
+        .ok_or(ConfigError::Missing {
+            flag: "--key",
+            hint: "give the secret key file: --key FILE (create one with `jvpn genkey -o FILE`), \
+                   or `key` in the config file",
+        })?;
+    let all = [TransportName::Udp, TransportName::Quic, TransportName::Wss];
+    let target = target(&args.target, file, Some(&all))?;
+    let policy = file.and_then(|f| f.file.policy.clone()).unwrap_or_default();
+    policy.validate().map_err(|source| ConfigError::Policy {
+        origin: file.map_or(Origin::Flags, Loaded::origin),
+        source,
+    })?;
+    Ok(NetcheckSettings {
+        key,
+        target,
+        policy,
+    })
+}
+
+/// The server key, candidates and proxy from the flags over the file; `default_transports`
+/// when neither names any (else udp).
+fn target(
+    args: &TargetArgs,
+    file: Option<&Loaded<ConnectFile>>,
+    default_transports: Option<&[TransportName]>,
+) -> Result<Target, ConfigError> {
     let server_key = match (
         &args.server_key,
         file.and_then(|f| f.file.server_key.as_ref().map(|k| (f, k))),
@@ -132,42 +234,35 @@ pub(crate) fn client(
         }
     };
 
-    let allowed_ips = if !args.allowed_ips.is_empty() {
-        args.allowed_ips.clone()
-    } else if let Some((f, list)) = file.and_then(|f| f.file.allowed_ips.as_ref().map(|l| (f, l))) {
-        parse_items(f, "allowed-ips", list, true, values::prefix)?
-    } else {
-        jvpn::tunnel::default_allowed_ips(&addresses)
-    };
-
     let (transports, transports_origin) = if !args.transports.is_empty() {
         (Some(args.transports.clone()), Origin::Flags)
     } else if let Some((f, list)) = file.and_then(|f| f.file.transports.as_ref().map(|l| (f, l))) {
         let names = parse_items(f, "transports", list, true, TransportName::parse)?;
         (Some(names), f.origin())
     } else {
-        (None, Origin::Flags)
+        (default_transports.map(<[_]>::to_vec), Origin::Flags)
     };
     let (port, port_origin) = match (args.port, file.and_then(|f| f.file.port.map(|p| (f, p)))) {
         (Some(port), _) => (Some(port), Origin::Flags),
         (None, Some((f, port))) => (Some(port), f.origin()),
         (None, None) => (None, Origin::Flags),
     };
-    let (host, host_origin) = match (
-        &args.server,
+    let (hosts, host_origin) = match (
+        args.server.is_empty(),
         file.and_then(|f| f.file.server.as_ref().map(|s| (f, s))),
     ) {
-        (Some(host), _) => (host.clone(), Origin::Flags),
-        (None, Some((f, host))) => (host.clone(), f.origin()),
-        (None, None) => {
-            return Err(ConfigError::Missing {
-                flag: "SERVER_HOST",
-                hint: "name the server after the flags, e.g. `jvpn connect ... vpn.example.com` \
-                       (or `server` in the config file)",
-            });
-        }
+        (false, _) => (args.server.clone(), Origin::Flags),
+        (true, Some((f, list))) => (list.items.clone(), f.origin()),
+        (true, None) => (Vec::new(), Origin::Flags),
     };
-    let server = values::server_url(&host, transports.as_deref(), port).map_err(|e| {
+    if hosts.is_empty() {
+        return Err(ConfigError::Missing {
+            flag: "SERVER_HOST",
+            hint: "name the server after the flags, e.g. `jvpn connect ... vpn.example.com` \
+                   (or `server` in the config file)",
+        });
+    }
+    let servers = values::candidates(&hosts, transports.as_deref(), port).map_err(|e| {
         // Blame the value the user most likely has to change.
         let (origin, key) = match &e {
             ValueError::NotBuilt { .. } if transports.is_some() => {
@@ -179,24 +274,20 @@ pub(crate) fn client(
         value_error(origin, key, &e)
     })?;
 
-    let shared = shared(
-        &args.common,
-        file.map(|f| SharedFile {
-            origin: f.origin(),
-            audit_log: f.file.audit_log.as_ref().map(|p| f.resolve(p)),
-            control: f.file.control.as_ref().map(|p| f.resolve(p)),
-            tun: f.file.tun.clone(),
-            mtu: f.file.mtu,
-            policy: f.file.policy.clone(),
-        }),
-    )?;
-    Ok(ClientSettings {
-        key,
+    let proxy = match (
+        &args.proxy,
+        file.and_then(|f| f.file.proxy.as_ref().map(|p| (f, p))),
+    ) {
+        (Some(proxy), _) => Some(proxy.clone()),
+        (None, Some((f, text))) => {
+            Some(values::proxy(text).map_err(|e| value_error(f.origin(), "proxy", &e))?)
+        }
+        (None, None) => None,
+    };
+    Ok(Target {
         server_key,
-        server,
-        addresses,
-        allowed_ips,
-        shared,
+        servers,
+        proxy,
     })
 }
 

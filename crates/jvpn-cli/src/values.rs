@@ -64,6 +64,27 @@ pub(crate) enum ValueError {
         /// The `--transports` list as given.
         allowed: String,
     },
+    /// A port (in SERVER_HOST or --port) with several transports: one port cannot serve them all.
+    #[error(
+        "a port ({host}) cannot apply to several transports ({transports}): leave the port out \
+         to use each transport's default (udp 51820, quic 443, wss 443), or give one URL per \
+         transport, e.g. udp://HOST:51820 quic://HOST:8443 wss://HOST:443/jvpn"
+    )]
+    PortAmbiguous {
+        /// SERVER_HOST (and --port) as given.
+        host: String,
+        /// The `--transports` list.
+        transports: String,
+    },
+    /// The same candidate URL is listed twice.
+    #[error("{url} is listed twice: give each server URL once")]
+    Duplicate {
+        /// The URL.
+        url: String,
+    },
+    /// Not an HTTP proxy URL.
+    #[error("{0} (write http://[user:pass@]host:port)")]
+    Proxy(#[from] jvpn::transports::ProxyError),
     /// The port is given twice with different values.
     #[error("the port is given twice ({host} and --port {port}): keep one of them")]
     PortTwice {
@@ -72,6 +93,13 @@ pub(crate) enum ValueError {
         /// The `--port` value.
         port: u16,
     },
+}
+
+/// Checks a `--proxy` value: `http://[user:pass@]host:port`.
+pub(crate) fn proxy(text: &str) -> Result<String, ValueError> {
+    let text = text.trim();
+    jvpn::transports::check_proxy(text)?;
+    Ok(text.to_owned())
 }
 
 /// Parses `ADDRESS/LENGTH` (`10.77.0.1/24`, `fd77::1/64`).
@@ -185,11 +213,7 @@ pub(crate) fn server_url(
             return Err(ValueError::SchemeNotListed {
                 url: host.into(),
                 kind: url.kind,
-                allowed: list
-                    .iter()
-                    .map(|t| t.kind().to_string())
-                    .collect::<Vec<_>>()
-                    .join(","),
+                allowed: names(list),
             });
         }
         if let Some(port) = port
@@ -213,13 +237,10 @@ pub(crate) fn server_url(
         }
     }
     let authority = bracket_bare_ipv6(host);
-    let has_port = if authority.starts_with('[') {
-        authority.contains("]:")
-    } else {
-        authority.contains(':')
-    };
     let url = match port {
-        Some(port) if !has_port => TransportUrl::parse(&format!("{kind}://{authority}:{port}"))?,
+        Some(port) if !has_port(host) => {
+            TransportUrl::parse(&format!("{kind}://{authority}:{port}"))?
+        }
         _ => TransportUrl::parse(&format!("{kind}://{authority}"))?,
     };
     if let Some(port) = port
@@ -231,6 +252,64 @@ pub(crate) fn server_url(
         });
     }
     Ok(url)
+}
+
+/// The candidate server URLs of `jvpn connect` / `jvpn netcheck`, most preferred first, from the
+/// SERVER_HOST values (each a URL — one candidate — or a host — one candidate per transport in
+/// `transports`, default udp, on each transport's default port unless exactly one transport is
+/// listed and a port is given in the host or with `--port`).
+pub(crate) fn candidates(
+    hosts: &[String],
+    transports: Option<&[TransportName]>,
+    port: Option<u16>,
+) -> Result<Vec<TransportUrl>, ValueError> {
+    let mut out: Vec<TransportUrl> = Vec::new();
+    for host in hosts {
+        let host = host.trim();
+        let urls = match transports {
+            Some(list) if list.len() > 1 && !host.contains("://") => {
+                if port.is_some() || has_port(host) {
+                    return Err(ValueError::PortAmbiguous {
+                        host: match port {
+                            Some(port) => format!("{host}, --port {port}"),
+                            None => host.to_owned(),
+                        },
+                        transports: names(list),
+                    });
+                }
+                list.iter()
+                    .map(|t| server_url(host, Some(std::slice::from_ref(t)), None))
+                    .collect::<Result<Vec<_>, _>>()?
+            }
+            _ => vec![server_url(host, transports, port)?],
+        };
+        for url in urls {
+            if out.contains(&url) {
+                return Err(ValueError::Duplicate {
+                    url: url.to_string(),
+                });
+            }
+            out.push(url);
+        }
+    }
+    Ok(out)
+}
+
+fn names(list: &[TransportName]) -> String {
+    list.iter()
+        .map(|t| t.kind().to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Whether `host` (not a URL) names a port.
+fn has_port(host: &str) -> bool {
+    let authority = bracket_bare_ipv6(host);
+    if authority.starts_with('[') {
+        authority.contains("]:")
+    } else {
+        authority.contains(':')
+    }
 }
 
 /// `fd77::1` → `[fd77::1]`, so that its colons are not mistaken for a port separator.

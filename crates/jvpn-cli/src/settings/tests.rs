@@ -31,10 +31,13 @@ fn a_config_file_alone_gives_complete_client_settings() {
 
     assert_eq!(settings.key, Path::new("/etc/jvpn/client.key"));
     assert_eq!(
-        settings.server_key,
+        settings.target.server_key,
         ServerKey::Inline(PublicKey::from_bytes([9; 32]))
     );
-    assert_eq!(settings.server.to_string(), "udp://vpn.example.com:51820");
+    assert_eq!(
+        settings.target.servers[0].to_string(),
+        "udp://vpn.example.com:51820"
+    );
     assert_eq!(settings.shared.mtu, Some(1300));
 }
 
@@ -45,22 +48,22 @@ fn flags_win_over_the_config_file() {
     args.common.key = Some("/keys/other.key".into());
     args.common.mtu = Some(1400);
     args.common.address = vec!["10.99.0.2/32".parse().unwrap()];
-    args.server = Some("10.0.0.1:7".into());
+    args.target.server = vec!["10.0.0.1:7".into()];
 
     let settings = client(&args, Some(&file)).unwrap();
 
     assert_eq!(settings.key, Path::new("/keys/other.key"));
     assert_eq!(settings.shared.mtu, Some(1400));
     assert_eq!(settings.addresses[0].to_string(), "10.99.0.2/32");
-    assert_eq!(settings.server.to_string(), "udp://10.0.0.1:7");
+    assert_eq!(settings.target.servers[0].to_string(), "udp://10.0.0.1:7");
 }
 
 #[test]
 fn allowed_ips_default_to_the_network_around_each_address() {
     let mut args = ConnectArgs::default();
     args.common.key = Some("k".into());
-    args.server_key = Some(key_text(1));
-    args.server = Some("h".into());
+    args.target.server_key = Some(key_text(1));
+    args.target.server = vec!["h".into()];
     args.common.address = vec![
         "10.77.0.2/32".parse().unwrap(),
         "fd77::2/128".parse().unwrap(),
@@ -105,11 +108,16 @@ fn a_bad_value_in_the_file_names_the_file_and_the_key() {
 
 #[test]
 fn quic_in_the_file_transports_picks_quic() {
-    let text = format!("{}transports = [\"quic\"]\n", minimal_connect_file());
+    // QUIC carries less than the file's MTU of 1300 (see `jvpn::mtu`).
+    let base = minimal_connect_file().replace("mtu = 1300\n", "");
+    let text = format!("{base}transports = [\"quic\"]\n");
 
     let settings = client(&ConnectArgs::default(), Some(&connect_file(&text))).unwrap();
 
-    assert_eq!(settings.server.kind, jvpn::transport::TransportKind::Quic);
+    assert_eq!(
+        settings.target.servers[0].kind,
+        jvpn::transport::TransportKind::Quic
+    );
 }
 
 #[test]
@@ -200,4 +208,73 @@ fn unknown_keys_and_wrong_types_are_parse_errors_naming_the_key() {
     );
     assert!(wrong_type.contains("mtu"), "{wrong_type}");
     assert!(unknown_policy.contains("keepalive"), "{unknown_policy}");
+}
+
+#[test]
+fn the_file_lists_transports_servers_and_a_proxy_like_the_flags() {
+    let text = format!(
+        "key = \"client.key\"\nserver-key = \"{}\"\nserver = [\"vpn.example.com\"]\n\
+         address = \"10.77.0.2/32\"\ntransports = \"udp,wss\"\n\
+         proxy = \"http://proxy.corp:3128\"\n",
+        key_text(9)
+    );
+
+    let settings = client(&ConnectArgs::default(), Some(&connect_file(&text))).unwrap();
+
+    let urls: Vec<String> = settings
+        .target
+        .servers
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        urls,
+        [
+            "udp://vpn.example.com:51820",
+            "wss://vpn.example.com:443/jvpn"
+        ]
+    );
+    assert_eq!(
+        settings.target.proxy.as_deref(),
+        Some("http://proxy.corp:3128")
+    );
+}
+
+#[test]
+fn the_proxy_flag_wins_over_the_file() {
+    let text = format!("{}proxy = \"http://file:1\"\n", minimal_connect_file());
+    let mut args = ConnectArgs::default();
+    args.target.proxy = Some("http://flag:2".into());
+
+    let settings = client(&args, Some(&connect_file(&text))).unwrap();
+
+    assert_eq!(settings.target.proxy.as_deref(), Some("http://flag:2"));
+}
+
+#[test]
+fn an_mtu_larger_than_a_candidate_carries_is_refused_naming_it() {
+    let mut args = ConnectArgs::default();
+    args.common.mtu = Some(1500);
+    args.target.transports = vec![TransportName::Wss, TransportName::Udp];
+
+    let error = client(&args, Some(&connect_file(&minimal_connect_file()))).unwrap_err();
+
+    let message = error.to_string();
+    assert!(message.contains("--mtu"), "{message}");
+    assert!(message.contains("udp://vpn.example.com:51820"), "{message}");
+}
+
+#[test]
+fn netcheck_checks_every_transport_unless_told_otherwise() {
+    let args = crate::cli::NetcheckArgs::default();
+
+    let settings = netcheck(&args, Some(&connect_file(&minimal_connect_file()))).unwrap();
+
+    let kinds: Vec<String> = settings
+        .target
+        .servers
+        .iter()
+        .map(|u| u.kind.to_string())
+        .collect();
+    assert_eq!(kinds, ["udp", "quic", "wss"]);
 }

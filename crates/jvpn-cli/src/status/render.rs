@@ -58,6 +58,16 @@ fn session_block(out: &mut String, s: &SessionStatus) {
             },
         ),
         (
+            "why",
+            s.last_switch.as_ref().map_or_else(
+                || "-".to_owned(),
+                |w| match &w.url {
+                    Some(url) => format!("{} (to {url})", w.reason),
+                    None => w.reason.clone(),
+                },
+            ),
+        ),
+        (
             "handshake",
             s.handshake_age_secs.map_or_else(
                 || "none yet".to_owned(),
@@ -99,7 +109,9 @@ fn session_block(out: &mut String, s: &SessionStatus) {
     if s.candidates.is_empty() {
         let _ = writeln!(out, "    none");
     } else {
-        let mut table = vec![cells(&["KIND", "REMOTE", "STATE", "RTT", "LOSS"])];
+        let mut table = vec![cells(&[
+            "KIND", "URL", "REMOTE", "LINK", "STATE", "PROBER", "RTT", "JITTER", "LOSS", "SEEN",
+        ])];
         table.extend(s.candidates.iter().map(path_row));
         write_table(out, &table);
     }
@@ -123,14 +135,24 @@ fn session_block(out: &mut String, s: &SessionStatus) {
 }
 
 fn path_row(p: &PathStatus) -> Vec<String> {
+    let ms = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |ms| format!("{ms:.1} ms"));
+    let state = match &p.error {
+        Some(error) if !p.link_up => format!("{} ({error})", p.state),
+        _ => p.state.clone(),
+    };
     vec![
         p.kind.clone(),
+        p.url.clone().unwrap_or_else(|| "-".to_owned()),
         p.remote.clone(),
-        p.state.clone(),
-        p.rtt_ms
-            .map_or_else(|| "-".to_owned(), |ms| format!("{ms:.1} ms")),
+        if p.link_up { "up" } else { "down" }.to_owned(),
+        state,
+        p.prober.clone().unwrap_or_else(|| "-".to_owned()),
+        ms(p.rtt_ms),
+        ms(p.jitter_ms),
         p.loss_percent
             .map_or_else(|| "-".to_owned(), |l| format!("{l:.1} %")),
+        p.last_seen_secs
+            .map_or_else(|| "-".to_owned(), |age| format!("{} ago", duration(age))),
     ]
 }
 

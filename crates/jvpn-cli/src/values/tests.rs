@@ -123,3 +123,63 @@ fn transport_names_parse_case_insensitively_and_refuse_others() {
     let error = TransportName::parse("carrier-pigeon").unwrap_err();
     assert!(error.contains("unknown transport `carrier-pigeon`"));
 }
+
+#[test]
+fn a_host_with_several_transports_gives_one_candidate_each_on_default_ports() {
+    let list = [TransportName::Udp, TransportName::Quic, TransportName::Wss];
+
+    let urls = candidates(&["vpn.example.com".into()], Some(&list), None).unwrap();
+
+    let urls: Vec<String> = urls.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        urls,
+        [
+            "udp://vpn.example.com:51820",
+            "quic://vpn.example.com:443",
+            "wss://vpn.example.com:443/jvpn"
+        ]
+    );
+}
+
+#[test]
+fn repeated_urls_are_candidates_in_the_order_given() {
+    let hosts = ["wss://h:8443/x".to_owned(), "udp://h:5".to_owned()];
+
+    let urls = candidates(&hosts, None, None).unwrap();
+
+    assert_eq!(urls[0].to_string(), "wss://h:8443/x");
+    assert_eq!(urls[1].to_string(), "udp://h:5");
+}
+
+#[test]
+fn a_port_with_several_transports_is_refused_with_the_url_form() {
+    let list = [TransportName::Udp, TransportName::Quic];
+
+    let with_flag = candidates(&["h".into()], Some(&list), Some(4000)).unwrap_err();
+    let in_host = candidates(&["h:4000".into()], Some(&list), None).unwrap_err();
+
+    assert!(matches!(with_flag, ValueError::PortAmbiguous { .. }));
+    assert!(matches!(in_host, ValueError::PortAmbiguous { .. }));
+    assert!(
+        with_flag.to_string().contains("udp://HOST:51820"),
+        "{with_flag}"
+    );
+}
+
+#[test]
+fn the_same_candidate_twice_is_refused() {
+    let hosts = ["udp://h:5".to_owned(), "udp://h:5".to_owned()];
+
+    let error = candidates(&hosts, None, None).unwrap_err();
+
+    assert!(matches!(error, ValueError::Duplicate { .. }));
+}
+
+#[test]
+fn a_proxy_must_be_an_http_url() {
+    assert_eq!(
+        proxy(" http://u:p@127.0.0.1:3128 ").unwrap(),
+        "http://u:p@127.0.0.1:3128"
+    );
+    assert!(proxy("socks5://127.0.0.1:1080").is_err());
+}

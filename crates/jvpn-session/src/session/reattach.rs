@@ -110,6 +110,16 @@ impl Session {
         if state.is_terminated() {
             return;
         }
+        // Already recovering towards this path with an attempt out: its retry timers carry
+        // it. Starting over on every call would re-arm them forever (a caller that asks again
+        // on each turn would starve both the reattach retry and the lost-session probe).
+        if state == State::Recovering
+            && self.path == path
+            && client.reattach.attempt.is_some()
+            && self.timers.is_set(TimerKind::HandshakeRetry)
+        {
+            return;
+        }
         // A rekey in flight belongs to the binding being left.
         client.abandon_handshake();
         client.reattach.confirm = None;
@@ -124,8 +134,10 @@ impl Session {
             // answers a resume with a new session id: the session ends `SessionLost` at once
             // (the runtime starts a new BIRTH) instead of at the recovery deadline. A server
             // that has the session refuses the resume (it never moves a binding).
-            self.timers
-                .set(TimerKind::HandshakeRetry, now + self.policy.handshake_retry);
+            if !self.timers.is_set(TimerKind::HandshakeRetry) {
+                self.timers
+                    .set(TimerKind::HandshakeRetry, now + self.policy.handshake_retry);
+            }
         }
     }
 

@@ -383,8 +383,11 @@ impl Session {
                 self.start_rebind(to, Reason::TransportDead, now);
             }
             None if state.is_bound() => {
+                // No live standby: keep trying where we were. The path may come back, and a
+                // restarted server is only discovered by asking it (SessionLost at once).
                 mp.pending = None;
-                self.enter_recovering(Reason::TransportDead, now);
+                let path = self.path;
+                self.start_rebind(path, Reason::TransportDead, now);
             }
             _ => {}
         }

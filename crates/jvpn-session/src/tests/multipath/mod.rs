@@ -359,3 +359,14 @@ fn a_session_without_candidates_reports_no_paths() {
     assert!(h.client.paths().is_empty());
     assert_eq!(h.client.last_switch(), None);
 }
+
+#[test]
+fn a_restarted_server_ends_a_single_path_multipath_client_with_session_lost() {
+    let mut net = busy(1);
+    net.restart_server();
+
+    net.run_for(Policy::default().handshake_retry + Duration::from_secs(2));
+
+    assert_eq!(net.client.state(), State::Terminated);
+    assert_eq!(net.client.last_reason(), Some(Reason::SessionLost));
+}

@@ -33,6 +33,7 @@ struct Flight {
 
 /// The network, its two ends, and what they observed.
 pub(super) struct Net {
+    server_cfg: crate::ServerConfig,
     pub(super) now: Instant,
     pub(super) client: Session,
     pub(super) server: Endpoint,
@@ -65,6 +66,12 @@ pub(super) struct Net {
 impl Net {
     /// A client connected on the first of `delays.len()` links (one-way delays), with every
     /// link added as a candidate (rank = index, kinds UDP, QUIC, WSS, …), under `policy`.
+    /// Replaces the server by a fresh endpoint with the same keys: a server restart that
+    /// forgot every session.
+    pub(super) fn restart_server(&mut self) {
+        self.server = Endpoint::new(self.server_cfg.clone(), rng(21)).expect("valid server config");
+    }
+
     pub(super) fn new(policy: Policy, delays: &[Duration]) -> Self {
         let keys = Keys::new();
         let t0 = base_instant();
@@ -78,7 +85,7 @@ impl Net {
         let mut client_cfg = keys.client_config(clock, keys.server.public_key());
         client_cfg.policy = policy;
         client_cfg.offered_transports = b"udp,quic,wss".to_vec();
-        let server = Endpoint::new(server_cfg, rng(20)).expect("valid server config");
+        let server = Endpoint::new(server_cfg.clone(), rng(20)).expect("valid server config");
         let links: Vec<Link> = (0..delays.len())
             .map(|i| {
                 let n = u32::try_from(i).expect("few links") + 1;
@@ -93,6 +100,7 @@ impl Net {
         let client =
             Session::connect(client_cfg, links[0].client, t0, rng(10)).expect("valid config");
         let mut net = Net {
+            server_cfg,
             now: t0,
             client,
             server,
