@@ -94,12 +94,21 @@ impl fmt::Display for CheckReport {
 /// every property in every state. Stops early once every `Always` property has a
 /// counterexample and every `Sometimes` one an example (never, for a correct model).
 pub fn check(cfg: ModelCfg, depth: usize, threads: usize) -> CheckReport {
-    let m = model(cfg);
-    let checker = m
+    run(cfg, depth, threads, HasDiscoveries::All)
+}
+
+/// Like [`check`], but stops at the first counterexample: for the deliberately broken
+/// variants, whose check must fail.
+pub fn find_violation(cfg: ModelCfg, depth: usize, threads: usize) -> CheckReport {
+    run(cfg, depth, threads, HasDiscoveries::AnyFailures)
+}
+
+fn run(cfg: ModelCfg, depth: usize, threads: usize, finish_when: HasDiscoveries) -> CheckReport {
+    let checker = model(cfg)
         .checker()
         .threads(threads.max(1))
         .target_max_depth(depth)
-        .finish_when(HasDiscoveries::All)
+        .finish_when(finish_when)
         .spawn_bfs()
         .join();
     let properties = PROPERTIES

@@ -57,7 +57,7 @@ pub mod properties;
 pub mod sm;
 pub mod store;
 
-pub use check::{CheckReport, PropertyResult, check};
+pub use check::{CheckReport, PropertyResult, check, find_violation};
 
 /// The client's actor index.
 pub const CLIENT: usize = 0;

@@ -85,3 +85,89 @@ pub fn transition_is_legal(
         None => from == to && !from.is_terminated() && from_epoch == to_epoch,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_transition_the_table_forbids_is_refused_and_flagged() {
+        let mut sm = Sm::new();
+
+        let moved = sm.transition(State::Recovering, Reason::TransportDead);
+
+        assert!(!moved);
+        assert!(sm.illegal);
+        assert_eq!((sm.state, sm.version, sm.epoch), (State::Birth, 0, 0));
+    }
+
+    #[test]
+    fn a_rebind_bumps_the_epoch_and_every_transition_the_version() {
+        let mut sm = Sm::new();
+
+        assert!(sm.transition(State::Attached, Reason::HandshakeComplete));
+        assert!(sm.transition(State::Recovering, Reason::TransportDead));
+        assert!(sm.transition(State::Attached, Reason::ReattachAccepted));
+
+        assert_eq!((sm.version, sm.epoch), (3, 2));
+        assert!(!sm.illegal);
+    }
+
+    #[test]
+    fn nothing_leaves_terminated() {
+        let mut sm = Sm::new();
+        assert!(sm.transition(State::Terminated, Reason::HandshakeTimeout));
+
+        let moved = sm.transition(State::Attached, Reason::HandshakeComplete);
+
+        assert!(!moved);
+        assert!(sm.was_terminated && sm.illegal);
+        assert_eq!(sm.state, State::Terminated);
+    }
+
+    #[test]
+    fn the_store_refuses_a_rebind_without_its_epoch_bump() {
+        let with_bump = transition_is_legal(
+            State::Recovering,
+            1,
+            State::Attached,
+            2,
+            Some(Reason::ReattachAccepted),
+        );
+        let without_bump = transition_is_legal(
+            State::Recovering,
+            1,
+            State::Attached,
+            1,
+            Some(Reason::ReattachAccepted),
+        );
+
+        assert!(with_bump);
+        assert!(!without_bump);
+    }
+
+    #[test]
+    fn a_write_without_a_reason_must_keep_a_live_state() {
+        assert!(transition_is_legal(
+            State::Recovering,
+            1,
+            State::Recovering,
+            1,
+            None
+        ));
+        assert!(!transition_is_legal(
+            State::Recovering,
+            1,
+            State::Attached,
+            2,
+            None
+        ));
+        assert!(!transition_is_legal(
+            State::Terminated,
+            1,
+            State::Terminated,
+            1,
+            None
+        ));
+    }
+}
