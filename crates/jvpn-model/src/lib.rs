@@ -2,14 +2,15 @@
 //!
 //! # What is modelled
 //!
-//! Five actors on stateright's unordered, duplicating network (optionally lossy): every message
-//! may be delivered late, out of order, any number of times, or (lossy) never.
+//! Four actors on stateright's unordered network: every message may be delivered late and in
+//! any order; optionally (`duplicating`, `lossy`) any number of times or never.
 //!
 //! - **client** (actor 0): BIRTH → ATTACHED through node 1 (ATTACH_INIT / ATTACH_RESP); when
-//!   its transport dies, RECOVERING; then REATTACH_INITs with a strictly increasing counter `rc`
-//!   and a single-use token to either node, PATH_CONFIRM echoing the challenge of an OK
-//!   REATTACH_RESP, ATTACHED again on the PATH_RESPONSE; TERMINATED at its handshake timeout or
-//!   recovery deadline, or on an authenticated EXPIRED / POLICY answer;
+//!   its transport dies, RECOVERING and at once a REATTACH_INIT to either node, then retries;
+//!   every REATTACH_INIT has a strictly increasing counter `rc` and a single-use token;
+//!   PATH_CONFIRM echoes the challenge of an OK REATTACH_RESP; ATTACHED again on the
+//!   PATH_RESPONSE; TERMINATED at its handshake timeout or recovery deadline, or on an
+//!   authenticated EXPIRED / POLICY answer;
 //! - **two server nodes** (actors 1, 2): the first attach creates the ownership record (CAS on
 //!   version 0, ownership v1, tokens granted); a REATTACH_INIT runs ATTACKS.md 3.4 d–h: token
 //!   floor, `rc > last_rc`, recovery window (record not TERMINATED), switch budget, then CAS #1
@@ -20,8 +21,10 @@
 //! - **ownership store** (actor 3): one linearizable CAS register on a version, watch events to
 //!   the other node after each write, and the record's two deadlines (dead peer releases the
 //!   binding, recovery deadline terminates the record);
-//! - **attacker** (actor 4): sees every client message and replays it to both nodes. It cannot
-//!   forge: only the client creates REATTACH_INIT and PATH_CONFIRM (Noise + AEAD abstracted).
+//! - **replaying attacker** (`attacker`): it captures every client message on the wire and holds
+//!   one replay for each node: the copies sit in the network and may be delivered at any later
+//!   moment, interleaved with everything else, or never. It cannot forge: only the client creates
+//!   ATTACH_INIT, REATTACH_INIT and PATH_CONFIRM (Noise + AEAD abstracted).
 //!
 //! The client's and the store record's state changes go through `jvpn_session`'s own
 //! transition table ([`jvpn_session::is_allowed`], [`jvpn_session::is_rebind`]), so the model
