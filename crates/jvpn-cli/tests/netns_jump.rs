@@ -216,6 +216,7 @@ fn all_udp_dropped_mid_transfer_continues_on_wss_and_the_inner_tcp_connection_su
     let received =
         received.unwrap_or_else(|e| panic!("the inner TCP receiver failed (reset?): {e}"));
     let rebinds = switches(&records, &session);
+    println!("client audit trail:\n{}", show(&records));
     println!(
         "scenario a: UDP dropped at {:.0} MB of {} MB; blackout {}; on WSS {} ms after the block \
          (status seen after {:.0} ms); inner TCP longest stall {:.0} ms (at {:.0} MB); {} switch(es): {:?}",
@@ -282,6 +283,7 @@ fn udp_dropped_except_the_quic_port_moves_the_session_to_quic() {
 
     let blackout = streams.blackout_after(mark);
     let (moved, records) = switch_to(&pair.client, &session, "quic");
+    println!("client audit trail:\n{}", show(&records));
     println!(
         "scenario b: UDP dropped except port {QUIC_PORT}; blackout {}; on QUIC {} ms after the \
          block (status seen after {:.0} ms), reason {}",
