@@ -69,7 +69,7 @@ struct Pair {
 fn start_pair(
     client_ns: &jvpn_netns::Namespace,
     server_ns: &jvpn_netns::Namespace,
-    host: Ipv4Addr,
+    (host, listen): (Ipv4Addr, Ipv4Addr),
     spec: ClientSpec<'_>,
 ) -> Pair {
     let dir = workdir();
@@ -79,7 +79,7 @@ fn start_pair(
         server_ns,
         dir.path(),
         "server",
-        &server_keys,
+        (&server_keys, listen),
         &[(&client_keys, CLIENT_ALLOWED)],
         spec.policy,
     );
@@ -110,7 +110,7 @@ fn one_path(
     let pair = start_pair(
         &client_ns,
         &server_ns,
-        path.b_addr,
+        (path.b_addr, Ipv4Addr::UNSPECIFIED),
         ClientSpec {
             transports: ALL_TRANSPORTS,
             proxy: None,
@@ -419,10 +419,13 @@ fn path_one_removed_changes_the_source_address_and_the_session_continues_over_pa
             ])
             .expect("a route to the server over the path");
     }
+    // The server listens on that address only: a wildcard UDP socket would answer from the
+    // veth's address (the kernel picks the source by route), which the client's connected socket
+    // ignores.
     let pair = start_pair(
         &client_ns,
         &server_ns,
-        host,
+        (host, host),
         ClientSpec {
             transports: ALL_TRANSPORTS,
             proxy: None,
@@ -808,7 +811,7 @@ fn only_an_http_connect_proxy_reaches_the_server_and_the_session_attaches_over_w
     let pair = start_pair(
         &client_ns,
         &server_ns,
-        inner.b_addr,
+        (inner.b_addr, Ipv4Addr::UNSPECIFIED),
         ClientSpec {
             transports: ALL_TRANSPORTS,
             proxy: Some(&proxy_url),

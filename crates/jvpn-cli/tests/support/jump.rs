@@ -60,13 +60,14 @@ fn policy_args(dir: &Path, name: &str, policy: Option<&str>) -> Vec<String> {
     }
 }
 
-/// Starts `jvpn server` in `ns` listening on UDP 51820, QUIC 443 and WSS 443 (`/jvpn`) on every
-/// address, inner 10.77.0.1/24, serving `peers`, with the `[policy]` body `policy`.
+/// Starts `jvpn server` in `ns` listening on UDP 51820, QUIC 443 and WSS 443 (`/jvpn`) on
+/// `listen` (`0.0.0.0`: every address), inner 10.77.0.1/24, serving `peers`, with the `[policy]`
+/// body `policy`.
 pub(crate) fn start_jump_server(
     ns: &Namespace,
     dir: &Path,
     name: &str,
-    key: &Keys,
+    (key, listen): (&Keys, Ipv4Addr),
     peers: &[(&Keys, &str)],
     policy: Option<&str>,
 ) -> Node {
@@ -79,11 +80,11 @@ pub(crate) fn start_jump_server(
         "--address".into(),
         format!("{SERVER_INNER}/24"),
         "--listen".into(),
-        format!("udp://0.0.0.0:{UDP_PORT}"),
+        format!("udp://{listen}:{UDP_PORT}"),
         "--listen".into(),
-        format!("quic://0.0.0.0:{QUIC_PORT}"),
+        format!("quic://{listen}:{QUIC_PORT}"),
         "--listen".into(),
-        format!("wss://0.0.0.0:{WSS_PORT}/jvpn"),
+        format!("wss://{listen}:{WSS_PORT}/jvpn"),
         "--audit-log".into(),
         path_arg(&audit),
         "--control".into(),
