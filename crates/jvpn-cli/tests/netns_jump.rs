@@ -33,13 +33,12 @@ use jvpn_netns::traffic::tcp::{self, TcpSink};
 use jvpn_netns::{Block, Deadline, Testbed, wait_for};
 
 use jump::{
-    ALL_TRANSPORTS, CLIENT_ALLOWED, ClientSpec, QUIC_PORT, Streams, WSS_PORT, active_candidates,
-    live_sessions, show, start_jump_client, start_jump_server, switches, transport, unix_ms,
-    wait_transport,
+    ALL_TRANSPORTS, CLIENT_ALLOWED, ClientSpec, QUIC_PORT, Streams, WSS_PORT, Watch, live_sessions,
+    show, start_jump_client, start_jump_server, switches, transport, unix_ms, wait_transport,
 };
 use support::{
-    Node, SERVER_INNER, genkey, link_exists, ping_all, session_id, session_state, testbed,
-    tun_name, wait_ping, workdir,
+    Node, SERVER_INNER, genkey, link_exists, ping_all, session_id, testbed, tun_name, wait_ping,
+    workdir,
 };
 
 /// Inner UDP port of the blackout streams.
@@ -529,7 +528,7 @@ fn udp_flapping_every_500_ms_stays_within_the_switch_budget_and_never_terminates
         STREAM_PORT,
         Duration::from_secs(120),
     );
-    let watch = Watch::start(&pair);
+    let watch = Watch::start(&pair.client, &pair.server);
 
     let mark = streams.mark();
     let started_ms = unix_ms();
@@ -603,55 +602,6 @@ fn udp_flapping_every_500_ms_stays_within_the_switch_budget_and_never_terminates
         seen.sessions
     );
     streams.stop();
-}
-
-/// What [`Watch`] saw.
-#[derive(Debug, Default)]
-struct Seen {
-    polls: u32,
-    states: std::collections::BTreeSet<String>,
-    sessions: std::collections::BTreeSet<String>,
-    max_server_sessions: usize,
-    max_active: usize,
-}
-
-/// Polls the client's and the server's status on a thread until stopped.
-struct Watch {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    handle: std::thread::JoinHandle<Seen>,
-}
-
-impl Watch {
-    fn start(pair: &Pair) -> Self {
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (client, server, flag) = (pair.client.clone(), pair.server.clone(), stop.clone());
-        let handle = std::thread::spawn(move || {
-            let mut seen = Seen::default();
-            let bound = Deadline::after(Duration::from_secs(120));
-            while !flag.load(std::sync::atomic::Ordering::Relaxed) && !bound.expired() {
-                if let (Some(c), Some(s)) = (client.status(), server.status()) {
-                    seen.polls += 1;
-                    if let Some(state) = session_state(&c) {
-                        seen.states.insert(state.to_owned());
-                    }
-                    if let Some(id) = session_id(&c) {
-                        seen.sessions.insert(id);
-                    }
-                    seen.max_server_sessions =
-                        seen.max_server_sessions.max(live_sessions(&s).len());
-                    seen.max_active = seen.max_active.max(active_candidates(&c));
-                }
-                bound.sleep(Duration::from_millis(100));
-            }
-            seen
-        });
-        Self { stop, handle }
-    }
-
-    fn stop(self) -> Seen {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        self.handle.join().expect("the watcher does not panic")
-    }
 }
 
 /// The termination scenario's policy: a dead path is noticed after 3 probes 500 ms apart, and the

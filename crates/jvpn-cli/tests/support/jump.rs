@@ -17,7 +17,7 @@ use jvpn_netns::traffic::udp::{
 use jvpn_netns::{Deadline, Namespace, wait_for};
 use serde_json::Value;
 
-use crate::support::{JVPN, Keys, Node, SERVER_INNER, STARTUP};
+use crate::support::{JVPN, Keys, Node, SERVER_INNER, STARTUP, session_id, session_state};
 
 /// The server's UDP port (jvpn's default).
 pub(crate) const UDP_PORT: u16 = 51820;
@@ -412,4 +412,53 @@ fn bind_any(ns: &Namespace, addr: Ipv4Addr) -> UdpSocket {
     })
     .expect("enter the namespace")
     .expect("bind an inner UDP socket")
+}
+
+/// What [`Watch`] saw.
+#[derive(Debug, Default)]
+pub(crate) struct Seen {
+    pub(crate) polls: u32,
+    pub(crate) states: std::collections::BTreeSet<String>,
+    pub(crate) sessions: std::collections::BTreeSet<String>,
+    pub(crate) max_server_sessions: usize,
+    pub(crate) max_active: usize,
+}
+
+/// Polls the client's and the server's status on a thread until stopped.
+pub(crate) struct Watch {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: std::thread::JoinHandle<Seen>,
+}
+
+impl Watch {
+    pub(crate) fn start(client: &Node, server: &Node) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (client, server, flag) = (client.clone(), server.clone(), stop.clone());
+        let handle = std::thread::spawn(move || {
+            let mut seen = Seen::default();
+            let bound = Deadline::after(Duration::from_secs(120));
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) && !bound.expired() {
+                if let (Some(c), Some(s)) = (client.status(), server.status()) {
+                    seen.polls += 1;
+                    if let Some(state) = session_state(&c) {
+                        seen.states.insert(state.to_owned());
+                    }
+                    if let Some(id) = session_id(&c) {
+                        seen.sessions.insert(id);
+                    }
+                    seen.max_server_sessions =
+                        seen.max_server_sessions.max(live_sessions(&s).len());
+                    seen.max_active = seen.max_active.max(active_candidates(&c));
+                }
+                bound.sleep(Duration::from_millis(100));
+            }
+            seen
+        });
+        Self { stop, handle }
+    }
+
+    pub(crate) fn stop(self) -> Seen {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.handle.join().expect("the watcher does not panic")
+    }
 }
