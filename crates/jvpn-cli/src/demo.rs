@@ -1,12 +1,16 @@
-//! `jvpn demo`: a whole VPN on one machine. Two network namespaces ("client" and "server") joined
-//! by two veth paths, `jvpn server` and `jvpn connect` (this very binary) with TUN devices inside
-//! them, inner traffic (ping and a TCP stream) through the tunnel, one line of live status per
-//! second, and the client's audit trail at the end. Everything is removed on exit, on Ctrl-C and on
-//! SIGTERM (namespaces, veths, TUN devices, processes, keys).
+//! `jvpn demo`: a whole VPN on one machine that jumps between transports. Two network namespaces
+//! ("client" and "server") joined by a veth path, `jvpn server` listening on UDP 51820, QUIC 443
+//! and WSS 443 and `jvpn connect --transports udp,quic,wss` (this very binary) with TUN devices
+//! inside them, inner traffic (a TCP stream and two 5 ms UDP streams) through the tunnel, and
+//! nftables rules that push the session from UDP to QUIC (UDP dropped except port 443), to WSS
+//! (everything dropped but TCP 443) and back to UDP (rules lifted), with one line of live status
+//! per second and each move's blackout; the client's audit trail at the end. Everything is
+//! removed on exit, on Ctrl-C and on SIGTERM (namespaces, veths, TUN devices, processes, keys).
 //!
-//! It needs root: namespaces, veth pairs and TUN devices need `CAP_SYS_ADMIN` and `CAP_NET_ADMIN`.
-//! The second path carries nothing yet: with only the UDP transport the session stays on the first;
-//! it is there for the transports that can jump (QUIC, WSS).
+//! It needs root: namespaces, veth pairs and TUN devices need `CAP_SYS_ADMIN` and `CAP_NET_ADMIN`,
+//! and `nft` (nftables) for the firewall rules.
+
+mod jumps;
 
 use std::io::{self, Read as _, Write as _};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -17,14 +21,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use clap::Args;
-use jvpn_netns::{Deadline, Namespace, Process, Signal, Testbed, wait_for};
+use jvpn_netns::{Namespace, Process, Signal, Testbed, wait_for};
 use serde_json::Value;
 
 /// Arguments of `jvpn demo`.
 #[derive(Debug, Args)]
 pub(crate) struct DemoArgs {
-    /// How long to push traffic through the tunnel, in seconds
-    #[arg(long, value_name = "SECS", default_value_t = 20)]
+    /// Seconds of live status on each transport (UDP, QUIC, WSS, UDP again)
+    #[arg(long, value_name = "SECS", default_value_t = 5)]
     pub(crate) duration: u64,
     /// Print each second's client and server status as one JSON line instead of a human line
     #[arg(long)]
@@ -33,7 +37,6 @@ pub(crate) struct DemoArgs {
 
 const SERVER_INNER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
 const CLIENT_INNER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
-const PORT: u16 = 51820;
 const STREAM_PORT: u16 = 5001;
 /// Bound for the tunnel to come up (processes start, handshake, first inner round trip).
 const ATTACH_TIMEOUT: Duration = Duration::from_secs(30);
@@ -80,7 +83,7 @@ fn preflight() -> Result<(), String> {
             "jvpn demo needs /dev/net/tun (the TUN driver): load it with `modprobe tun`".into(),
         );
     }
-    jvpn_netns::require(&["ping"]).map_err(|why| format!("jvpn demo cannot run here: {why}"))
+    jvpn_netns::require(&["ping", "nft"]).map_err(|why| format!("jvpn demo cannot run here: {why}"))
 }
 
 fn demo(args: &DemoArgs, stop: &AtomicBool) -> Result<(), String> {
@@ -120,21 +123,23 @@ fn run_tunnel(
     let e = |e: jvpn_netns::NetnsError| e.to_string();
     let client_ns = tb.add_namespace("client").map_err(e)?;
     let server_ns = tb.add_namespace("server").map_err(e)?;
-    let first = tb.link(&client_ns, &server_ns).map_err(e)?;
-    let second = tb.link(&client_ns, &server_ns).map_err(e)?;
+    let path = tb.link(&client_ns, &server_ns).map_err(e)?;
     say(&format!(
-        "namespaces: {} (client), {} (server)\n\
-         path 1: {} {} <-> {} {}\npath 2: {} {} <-> {} {}",
+        "namespaces: {} (client), {} (server)\npath: {} {} <-> {} {}",
         client_ns.name(),
         server_ns.name(),
-        first.a_dev,
-        first.a_addr,
-        first.b_addr,
-        first.b_dev,
-        second.a_dev,
-        second.a_addr,
-        second.b_addr,
-        second.b_dev,
+        path.a_dev,
+        path.a_addr,
+        path.b_addr,
+        path.b_dev,
+    ));
+    let config = dir.join("policy.toml");
+    std::fs::write(&config, jumps::DEMO_POLICY)
+        .map_err(|e| format!("write {}: {e}", config.display()))?;
+    let config = path_str(&config)?;
+    say(&format!(
+        "both sides run with -c $DIR/policy.toml:\n{}",
+        jumps::DEMO_POLICY.trim_end()
     ));
 
     let server_key = genkey(exe, dir, "server")?;
@@ -153,8 +158,14 @@ fn run_tunnel(
             &path_str(&server_key)?,
             "--address",
             "10.77.0.1/24",
+            "-c",
+            &config,
             "--listen",
-            &format!("udp://0.0.0.0:{PORT}"),
+            "udp://0.0.0.0:51820",
+            "--listen",
+            "quic://0.0.0.0:443",
+            "--listen",
+            "wss://0.0.0.0:443/jvpn",
             "--peer",
             &format!("{client_pub}=10.77.0.2/32"),
         ],
@@ -172,9 +183,11 @@ fn run_tunnel(
             &server_pub,
             "--address",
             "10.77.0.2/32",
+            "-c",
+            &config,
             "--transports",
-            "udp",
-            &format!("{}:{PORT}", first.b_addr),
+            "udp,quic,wss",
+            &path.b_addr.to_string(),
         ],
     )?;
 
@@ -183,39 +196,17 @@ fn run_tunnel(
         return Ok(());
     }
     say(&format!(
-        "tunnel up: {CLIENT_INNER} (client) <-> {SERVER_INNER} (server); pushing ping and a TCP \
-         stream for {} s",
-        args.duration
+        "tunnel up: {CLIENT_INNER} (client) <-> {SERVER_INNER} (server); pushing a TCP stream \
+         through it"
     ));
-    let ping = client_ns
-        .spawn(
-            "ping",
-            &[
-                "-n",
-                "-i",
-                "0.2",
-                "-w",
-                &args.duration.to_string(),
-                &SERVER_INNER.to_string(),
-            ],
-        )
-        .map_err(e)?;
     let stream = TcpStreamLoad::start(&client_ns, &server_ns, stop)?;
-    live_status(exe, &client, &server, args, stop);
+    let shown = jumps::run(tb, exe, (&client, &server), args, stop);
     let received = stream.finish().load(Ordering::Relaxed);
     say(&format!(
-        "TCP stream: {:.1} MB received through the tunnel",
+        "TCP stream: {:.1} MB received through the tunnel, one connection across every move",
         received as f64 / 1e6
     ));
-    let _ = ping.signal(Signal::Interrupt);
-    let _ = ping.wait_timeout(Duration::from_secs(3));
-    if let Some(summary) = ping
-        .stdout_text()
-        .lines()
-        .find(|l| l.contains("packets transmitted"))
-    {
-        say(&format!("ping: {summary}"));
-    }
+    shown?;
 
     say("stopping the client (SIGTERM: it sends CLOSE and removes its TUN device)");
     let _ = client.process.signal(Signal::Terminate);
@@ -406,31 +397,27 @@ impl TcpStreamLoad {
     }
 }
 
-/// One status line per second for `args.duration` seconds (or until stopped).
-fn live_status(exe: &str, client: &Side, server: &Side, args: &DemoArgs, stop: &AtomicBool) {
-    let deadline = Deadline::after(Duration::from_secs(args.duration));
-    let mut last_out = None;
-    let mut second = 0_u64;
-    while !deadline.expired() && !stop.load(Ordering::Relaxed) {
-        let tick = Deadline::after(Duration::from_secs(1));
-        while !tick.expired() && !stop.load(Ordering::Relaxed) {
-            tick.sleep(POLL);
-        }
-        second += 1;
-        let client_status = status(exe, client);
-        let server_status = status(exe, server);
-        if args.json {
-            let line = serde_json::json!({
-                "t": second, "client": client_status, "server": server_status,
-            });
-            say(&line.to_string());
-            continue;
-        }
+/// One status line (`--json`: one JSON object) for second `second` of the show.
+fn print_status(
+    exe: &str,
+    (client, server): (&Side, &Side),
+    json: bool,
+    second: u64,
+    last_out: &mut Option<u64>,
+) {
+    let client_status = status(exe, client);
+    let server_status = status(exe, server);
+    if json {
+        let line = serde_json::json!({
+            "t": second, "client": client_status, "server": server_status,
+        });
+        say(&line.to_string());
+    } else {
         say(&human_line(
             second,
             client_status.as_ref(),
             server_status.as_ref(),
-            &mut last_out,
+            last_out,
         ));
     }
 }

@@ -5,6 +5,9 @@
 //! Rules sit in a `prerouting` chain at raw priority: a packet dropped there was sent by its peer and
 //! is lost on the way, exactly like a middlebox drop (the sender sees no local error). Loopback
 //! traffic is never touched, so local control sockets and proxies inside the namespace keep working.
+//! Only packets on Ethernet-type links (the veth paths: the "outer" network) are filtered: packets
+//! of TUN devices (`ARPHRD_NONE`, the tunnel's inner traffic) pass, so a test can block the outer
+//! UDP a VPN runs on while measuring an inner UDP stream through it.
 //! [`Direction::InboundAndOutbound`] adds the same rules to an `output` chain; a sender dropped there
 //! gets `EPERM` from `send`, which is *not* what a real network does, so prefer blocking inbound on
 //! both ends.
@@ -44,8 +47,16 @@ pub enum Direction {
 
 /// The body of one chain for `block`, each statement on its own line.
 fn rules(block: Block, hook_is_output: bool) -> Vec<String> {
-    let lo = if hook_is_output { "oifname" } else { "iifname" };
-    let mut out = vec![format!("{lo} \"lo\" accept")];
+    let (lo, link_type) = if hook_is_output {
+        ("oifname", "oiftype")
+    } else {
+        ("iifname", "iiftype")
+    };
+    let mut out = vec![
+        format!("{lo} \"lo\" accept"),
+        // TUN devices carry inner traffic, which a middlebox on the outer path never sees.
+        format!("meta {link_type} != ether accept"),
+    ];
     match block {
         Block::Udp => out.push("meta l4proto udp drop".into()),
         Block::UdpExceptPort(port) => {
@@ -133,6 +144,14 @@ mod tests {
         assert!(text.contains("hook prerouting priority raw"));
         assert!(text.contains("meta l4proto udp drop"));
         assert!(!text.contains("hook output"));
+    }
+
+    #[test]
+    fn rules_spare_inner_traffic_of_tun_devices_in_both_chains() {
+        let text = script(Block::Udp, Direction::InboundAndOutbound);
+        let spare = text.find("meta iiftype != ether accept").unwrap();
+        assert!(spare < text.find("meta l4proto udp drop").unwrap());
+        assert!(text.contains("meta oiftype != ether accept"));
     }
 
     #[test]

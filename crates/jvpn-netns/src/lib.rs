@@ -45,6 +45,7 @@ mod namespace;
 mod process;
 mod testbed;
 mod time;
+pub mod traffic;
 
 pub use capability::{REQUIRE_ENV, available_or_skip, check_capability, require};
 pub use command::has_tool;

@@ -1,64 +1,85 @@
-//! `jvpn-xfer`: a bounded TCP bulk transfer with a checksum at both ends, for tunnel tests, demos and
-//! benchmarks run by hand inside network namespaces.
+//! `jvpn-xfer`: bounded traffic with measurements, for tunnel tests, demos and benchmarks run by hand
+//! inside network namespaces.
 //!
 //! ```text
+//! # a checksummed TCP bulk transfer, with the receiver's longest stall
 //! ip netns exec SERVER jvpn-xfer serve --listen 10.77.0.1:5001 --bytes 104857600
 //! ip netns exec CLIENT jvpn-xfer send --to 10.77.0.1:5001 --bytes 104857600 --seed 7
+//! # a UDP stream of one datagram every 5 ms, with every inter-arrival gap of 50 ms or more
+//! ip netns exec SERVER jvpn-xfer udp-recv --listen 10.77.0.1:5002 --secs 20
+//! ip netns exec CLIENT jvpn-xfer udp-send --to 10.77.0.1:5002 --secs 20 --interval-ms 5
 //! ```
 //!
-//! The sender streams N bytes of pseudo-random data derived from the seed (splitmix64, so the same
-//! seed always gives the same bytes); both ends print one JSON line
-//! `{"role":"send","bytes":N,"sha256":"…","secs":…}` and compare by eye or by script. The receiver
-//! exits 1 if it got a different number of bytes than `--bytes`. The whole run is bounded by
-//! `--timeout SECS` (default 120): past it the process prints an error and exits 3.
+//! TCP: the sender streams N bytes of pseudo-random data derived from the seed (splitmix64, so the
+//! same seed always gives the same bytes); both ends print one JSON line
+//! `{"role":"send","bytes":N,"sha256":"…","secs":…}` (the receiver adds `max_stall_ms`, the longest
+//! time between two reads that returned data). The receiver exits 1 if it got a different number of
+//! bytes than `--bytes`.
 //!
-//! Not here: rate limiting, UDP, several streams (use iperf3 for throughput figures).
+//! UDP: the receiver prints one JSON line at the end: `received`, `lost`, `max_gap_ms` (the longest
+//! inter-arrival time: the blackout when one event happened during the run), `gaps` (each gap of at
+//! least `--gap-ms`, with `start_ms` since the receiver started), `silent_for_ms` (a silence still
+//! going on at the end: the stream never came back) and `start_unix_ms` to line events up.
+//!
+//! Every run is bounded by `--timeout SECS` (default 120; for the UDP commands `--secs` + 10): past
+//! it the process prints an error and exits 3.
 
-use std::io::{self, Read as _, Write as _};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::io::{self, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use sha2::{Digest as _, Sha256};
+use jvpn_netns::Deadline;
+use jvpn_netns::traffic::{millis, tcp, udp};
 
 const USAGE: &str = "usage:\n  jvpn-xfer serve --listen ADDR:PORT --bytes N [--timeout SECS]\n  \
-                     jvpn-xfer send --to ADDR:PORT --bytes N [--seed S] [--timeout SECS]";
-const CHUNK: usize = 64 * 1024;
-/// How often a blocked accept is retried.
-const ACCEPT_POLL: Duration = Duration::from_millis(20);
-
-/// The one clock read of this tool: it measures and bounds a real transfer.
-#[expect(
-    clippy::disallowed_methods,
-    reason = "a traffic tool measures real elapsed time"
-)]
-fn now() -> Instant {
-    Instant::now()
-}
+                     jvpn-xfer send --to ADDR:PORT --bytes N [--seed S] [--timeout SECS]\n  \
+                     jvpn-xfer udp-recv --listen ADDR:PORT --secs N [--gap-ms MS]\n  \
+                     jvpn-xfer udp-send --to ADDR:PORT --secs N [--interval-ms MS]";
 
 #[derive(Debug)]
 enum Role {
-    Serve { listen: SocketAddr },
-    Send { to: SocketAddr, seed: u64 },
+    Serve {
+        listen: SocketAddr,
+        bytes: u64,
+    },
+    Send {
+        to: SocketAddr,
+        bytes: u64,
+        seed: u64,
+    },
+    UdpRecv {
+        listen: SocketAddr,
+        gap: Duration,
+    },
+    UdpSend {
+        to: SocketAddr,
+        interval: Duration,
+    },
 }
 
 #[derive(Debug)]
 struct Options {
     role: Role,
-    bytes: u64,
+    /// How long a UDP command runs.
+    secs: Option<u64>,
     timeout: Duration,
 }
 
-fn parse(args: &[String]) -> Result<Options, String> {
-    let (command, rest) = args.split_first().ok_or("missing command")?;
-    if !matches!(command.as_str(), "serve" | "send") {
-        return Err(format!("unknown command {command}"));
-    }
-    let mut listen = None;
-    let mut to = None;
-    let mut bytes = None;
-    let mut seed = 1_u64;
-    let mut timeout = Duration::from_secs(120);
+#[derive(Debug, Default)]
+struct Flags {
+    listen: Option<SocketAddr>,
+    to: Option<SocketAddr>,
+    bytes: Option<u64>,
+    seed: Option<u64>,
+    timeout: Option<u64>,
+    secs: Option<u64>,
+    gap_ms: Option<u64>,
+    interval_ms: Option<u64>,
+}
+
+fn parse_flags(rest: &[String]) -> Result<Flags, String> {
+    let mut flags = Flags::default();
     let mut it = rest.iter();
     while let Some(flag) = it.next() {
         let value = it
@@ -66,114 +87,153 @@ fn parse(args: &[String]) -> Result<Options, String> {
             .ok_or_else(|| format!("{flag} needs a value"))?
             .as_str();
         let bad = |e: &dyn std::fmt::Display| format!("{flag} {value}: {e}");
+        let addr = || value.parse::<SocketAddr>().map_err(|e| bad(&e));
+        let number = || value.parse::<u64>().map_err(|e| bad(&e));
         match flag.as_str() {
-            "--listen" => listen = Some(value.parse::<SocketAddr>().map_err(|e| bad(&e))?),
-            "--to" => to = Some(value.parse::<SocketAddr>().map_err(|e| bad(&e))?),
-            "--bytes" => bytes = Some(value.parse::<u64>().map_err(|e| bad(&e))?),
-            "--seed" => seed = value.parse::<u64>().map_err(|e| bad(&e))?,
-            "--timeout" => {
-                timeout = Duration::from_secs(value.parse::<u64>().map_err(|e| bad(&e))?);
-            }
+            "--listen" => flags.listen = Some(addr()?),
+            "--to" => flags.to = Some(addr()?),
+            "--bytes" => flags.bytes = Some(number()?),
+            "--seed" => flags.seed = Some(number()?),
+            "--timeout" => flags.timeout = Some(number()?),
+            "--secs" => flags.secs = Some(number()?),
+            "--gap-ms" => flags.gap_ms = Some(number()?),
+            "--interval-ms" => flags.interval_ms = Some(number()?.max(1)),
             other => return Err(format!("unknown option {other}")),
         }
     }
-    let bytes = bytes.ok_or("--bytes is required")?;
+    Ok(flags)
+}
+
+fn parse(args: &[String]) -> Result<Options, String> {
+    let (command, rest) = args.split_first().ok_or("missing command")?;
+    let flags = parse_flags(rest)?;
+    let listen = || flags.listen.ok_or("this command needs --listen ADDR:PORT");
+    let to = || flags.to.ok_or("this command needs --to ADDR:PORT");
+    let bytes = || flags.bytes.ok_or("--bytes is required");
     let role = match command.as_str() {
         "serve" => Role::Serve {
-            listen: listen.ok_or("serve needs --listen ADDR:PORT")?,
+            listen: listen()?,
+            bytes: bytes()?,
         },
         "send" => Role::Send {
-            to: to.ok_or("send needs --to ADDR:PORT")?,
-            seed,
+            to: to()?,
+            bytes: bytes()?,
+            seed: flags.seed.unwrap_or(1),
+        },
+        "udp-recv" => Role::UdpRecv {
+            listen: listen()?,
+            gap: Duration::from_millis(flags.gap_ms.unwrap_or(50)),
+        },
+        "udp-send" => Role::UdpSend {
+            to: to()?,
+            interval: Duration::from_millis(flags.interval_ms.unwrap_or(5)),
         },
         other => return Err(format!("unknown command {other}")),
     };
+    let udp = matches!(role, Role::UdpRecv { .. } | Role::UdpSend { .. });
+    if udp && flags.secs.is_none() {
+        return Err("udp-recv and udp-send need --secs N".into());
+    }
+    let timeout = flags
+        .timeout
+        .unwrap_or_else(|| flags.secs.map_or(120, |s| s + 10));
     Ok(Options {
         role,
-        bytes,
-        timeout,
+        secs: flags.secs,
+        timeout: Duration::from_secs(timeout),
     })
 }
 
-/// Deterministic bytes from a seed (splitmix64): fast, and identical on every machine.
-struct Stream(u64);
-
-impl Stream {
-    fn fill(&mut self, buf: &mut [u8]) {
-        for chunk in buf.chunks_mut(8) {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            let bytes = z.to_le_bytes();
-            chunk.copy_from_slice(&bytes[..chunk.len()]);
-        }
-    }
+/// Wall time, only to line the receiver's relative times up with events logged elsewhere.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "a traffic tool reports when its measurement started"
+)]
+fn unix_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
 }
 
-struct Outcome {
-    bytes: u64,
-    sha256: String,
-}
-
-fn serve(listen: SocketAddr, deadline: Instant) -> io::Result<Outcome> {
-    let listener = TcpListener::bind(listen)?;
-    listener.set_nonblocking(true)?;
-    let mut stream = loop {
-        match listener.accept() {
-            Ok((stream, _)) => break stream,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock && now() < deadline => {
-                std::thread::sleep(ACCEPT_POLL);
+/// Runs one command; `Ok((json_line, success))`.
+fn run(options: &Options) -> io::Result<(String, bool)> {
+    let deadline = Deadline::after(options.timeout);
+    let run_for = Duration::from_secs(options.secs.unwrap_or(0));
+    match options.role {
+        Role::Serve { listen, bytes } => {
+            let sink = tcp::TcpSink::start(TcpListener::bind(listen)?, deadline)?;
+            let got = sink.finish()?;
+            let line = format!(
+                "{{\"role\":\"serve\",\"bytes\":{},\"sha256\":\"{}\",\"secs\":{:.3},\"max_stall_ms\":{:.1}}}",
+                got.bytes,
+                got.sha256,
+                got.elapsed.as_secs_f64(),
+                millis(got.max_stall)
+            );
+            if got.bytes != bytes {
+                let _ = writeln!(
+                    io::stderr(),
+                    "jvpn-xfer: got {} bytes, expected {bytes}",
+                    got.bytes
+                );
             }
-            Err(e) => return Err(e),
+            Ok((line, got.bytes == bytes))
         }
-    };
-    stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; CHUNK];
-    let mut total = 0_u64;
-    loop {
-        let n = stream.read(&mut buf)?;
-        if n == 0 {
-            break;
+        Role::Send { to, bytes, seed } => {
+            let stream = TcpStream::connect_timeout(&to, Duration::from_secs(10))?;
+            let sent = tcp::send(stream, bytes, seed, deadline)?;
+            let line = format!(
+                "{{\"role\":\"send\",\"bytes\":{},\"sha256\":\"{}\",\"secs\":{:.3}}}",
+                sent.bytes,
+                sent.sha256,
+                sent.elapsed.as_secs_f64()
+            );
+            Ok((line, true))
         }
-        hasher.update(&buf[..n]);
-        total += n as u64;
+        Role::UdpRecv { listen, gap } => {
+            let start_unix_ms = unix_ms();
+            let receiver = udp::UdpStreamReceiver::start(UdpSocket::bind(listen)?, gap, deadline)?;
+            std::thread::sleep(run_for);
+            let report = receiver.stop();
+            let gaps: Vec<String> = report
+                .gaps
+                .iter()
+                .map(|g| {
+                    format!(
+                        "{{\"start_ms\":{:.1},\"ms\":{:.1}}}",
+                        millis(g.start),
+                        millis(g.length)
+                    )
+                })
+                .collect();
+            let line = format!(
+                "{{\"role\":\"udp-recv\",\"received\":{},\"lost\":{},\"max_gap_ms\":{:.1},\
+                 \"silent_for_ms\":{:.1},\"start_unix_ms\":{start_unix_ms},\"gaps\":[{}]}}",
+                report.received,
+                report.lost,
+                millis(report.max_gap),
+                millis(report.silent_for),
+                gaps.join(",")
+            );
+            Ok((line, true))
+        }
+        Role::UdpSend { to, interval } => {
+            let unspecified: SocketAddr = if to.is_ipv4() {
+                ([0, 0, 0, 0], 0).into()
+            } else {
+                ([0u16; 8], 0).into()
+            };
+            let sender =
+                udp::UdpStreamSender::start(UdpSocket::bind(unspecified)?, to, interval, deadline)?;
+            std::thread::sleep(run_for);
+            let report = sender.stop();
+            let line = format!(
+                "{{\"role\":\"udp-send\",\"sent\":{},\"send_errors\":{}}}",
+                report.sent, report.send_errors
+            );
+            Ok((line, true))
+        }
     }
-    Ok(Outcome {
-        bytes: total,
-        sha256: hex(&hasher.finalize()),
-    })
-}
-
-fn send(to: SocketAddr, bytes: u64, seed: u64) -> io::Result<Outcome> {
-    let mut stream = TcpStream::connect_timeout(&to, Duration::from_secs(10))?;
-    stream.set_write_timeout(Some(Duration::from_secs(10)))?;
-    let mut source = Stream(seed);
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; CHUNK];
-    let mut left = bytes;
-    while left > 0 {
-        let n = usize::try_from(left).map_or(CHUNK, |l| l.min(CHUNK));
-        source.fill(&mut buf[..n]);
-        stream.write_all(&buf[..n])?;
-        hasher.update(&buf[..n]);
-        left -= n as u64;
-    }
-    stream.shutdown(Shutdown::Write)?;
-    // Wait for the receiver to close so that "done" means "received", not "queued locally".
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let _ = stream.read(&mut buf)?;
-    Ok(Outcome {
-        bytes,
-        sha256: hex(&hasher.finalize()),
-    })
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn main() -> ExitCode {
@@ -185,8 +245,6 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let start = now();
-    let deadline = start + options.timeout;
     let timeout = options.timeout;
     // The watchdog bounds everything, including a peer that stops reading mid-stream.
     std::thread::spawn(move || {
@@ -194,33 +252,17 @@ fn main() -> ExitCode {
         let _ = writeln!(io::stderr(), "jvpn-xfer: timed out after {timeout:?}");
         std::process::exit(3);
     });
-    let (role, result) = match options.role {
-        Role::Serve { listen } => ("serve", serve(listen, deadline)),
-        Role::Send { to, seed } => ("send", send(to, options.bytes, seed)),
-    };
-    match result {
-        Ok(outcome) => {
-            let secs = now().duration_since(start).as_secs_f64();
-            let _ = writeln!(
-                io::stdout(),
-                "{{\"role\":\"{role}\",\"bytes\":{},\"sha256\":\"{}\",\"secs\":{secs:.3}}}",
-                outcome.bytes,
-                outcome.sha256
-            );
-            if outcome.bytes == options.bytes {
+    match run(&options) {
+        Ok((line, ok)) => {
+            let _ = writeln!(io::stdout(), "{line}");
+            if ok {
                 ExitCode::SUCCESS
             } else {
-                let _ = writeln!(
-                    io::stderr(),
-                    "jvpn-xfer: got {} bytes, expected {}",
-                    outcome.bytes,
-                    options.bytes
-                );
                 ExitCode::FAILURE
             }
         }
         Err(e) => {
-            let _ = writeln!(io::stderr(), "jvpn-xfer {role}: {e}");
+            let _ = writeln!(io::stderr(), "jvpn-xfer: {e}");
             ExitCode::FAILURE
         }
     }
