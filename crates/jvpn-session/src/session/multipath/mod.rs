@@ -44,6 +44,8 @@ const RESERVED_TOKENS: u32 = 1;
 struct PendingSwitch {
     to: PathId,
     reason: SwitchReason,
+    /// When the rebind towards `to` started (see [`Multipath::attempt_deadline`]).
+    since: Instant,
 }
 
 /// Everything a multipath client holds.
@@ -94,6 +96,24 @@ impl Multipath {
             fast: estimate.max(self.policy.fast_probe_timeout_min),
             lost_dead: self.policy.fast_probes_lost_dead,
         }
+    }
+
+    /// When a rebind towards the pending target is given up for the next candidate:
+    /// `max(reattach_retry, silence_rtt_factor × (SRTT + 4 × jitter))` of the target after it
+    /// started. A candidate that answered probes a few seconds ago can be dead by now (all
+    /// UDP blocked takes QUIC down with plain UDP), and waiting for the prober's slow standby
+    /// verdict would stretch the blackout by seconds.
+    fn attempt_deadline(&self) -> Option<Instant> {
+        let pending = self.pending?;
+        let estimate = self
+            .prober
+            .stats(pending.to)
+            .and_then(|s| s.srtt().map(|srtt| srtt.saturating_add(s.jitter() * 4)))
+            .unwrap_or(Duration::ZERO)
+            .saturating_mul(self.policy.silence_rtt_factor);
+        pending
+            .since
+            .checked_add(estimate.max(self.policy.reattach_retry))
     }
 
     /// Why the active path is volatile, if it is.
@@ -302,6 +322,7 @@ impl Session {
                 .filter(|_| self.decisions_run()),
             mp.detector.deadline(mp.timeouts()).filter(|_| armed),
             volatile_until,
+            mp.attempt_deadline().filter(|_| state == State::Recovering),
         ]
         .into_iter()
         .flatten()
@@ -320,9 +341,29 @@ impl Session {
         if let Some(mp) = self.multipath.as_mut() {
             mp.prober.handle_timeout(now);
         }
+        self.give_up_unanswered_target(now);
         self.decide(now);
         self.update_quality(now);
         self.queue_scheduled_probes(now);
+    }
+
+    /// RECOVERING towards a target that has not answered by its attempt deadline: the target
+    /// counts as dead (it is probed again with the dead backoff and comes back by answering),
+    /// so `decide` picks the next live candidate. With none left, attempts go on where they
+    /// are (`recover` with no target).
+    fn give_up_unanswered_target(&mut self, now: Instant) {
+        if self.sm.state() != State::Recovering {
+            return;
+        }
+        let Some(mp) = self.multipath.as_mut() else {
+            return;
+        };
+        if let (Some(pending), Some(deadline)) = (mp.pending, mp.attempt_deadline())
+            && now >= deadline
+        {
+            mp.prober.declare_dead(pending.to, now);
+            mp.pending = None;
+        }
     }
 
     fn step_detector(&mut self, now: Instant) {
@@ -379,7 +420,11 @@ impl Session {
         });
         match to {
             Some(to) if state.is_bound() || !in_flight => {
-                mp.pending = Some(PendingSwitch { to, reason });
+                mp.pending = Some(PendingSwitch {
+                    to,
+                    reason,
+                    since: now,
+                });
                 self.start_rebind(to, Reason::TransportDead, now);
             }
             None if state.is_bound() => {
@@ -412,7 +457,11 @@ impl Session {
         if !proven {
             return;
         }
-        mp.pending = Some(PendingSwitch { to, reason });
+        mp.pending = Some(PendingSwitch {
+            to,
+            reason,
+            since: now,
+        });
         self.start_rebind(to, Reason::PlannedSwitch, now);
     }
 

@@ -370,3 +370,25 @@ fn a_restarted_server_ends_a_single_path_multipath_client_with_session_lost() {
     assert_eq!(net.client.state(), State::Terminated);
     assert_eq!(net.client.last_reason(), Some(Reason::SessionLost));
 }
+
+#[test]
+fn when_the_best_standby_died_with_the_active_path_the_next_live_one_takes_over_within_a_second() {
+    // All UDP blocked: the active UDP path and the QUIC standby (also UDP) die together; only
+    // the third candidate (WSS, over TCP) still works, and the prober has not noticed yet
+    // that the QUIC standby is gone.
+    let mut net = busy(3);
+    let policy = Policy::default();
+    let cut = net.now;
+
+    net.set_dropped(0, true);
+    net.set_dropped(1, true);
+    net.run_for(Duration::from_secs(3));
+
+    let blackout = net.longest_gap_after(cut);
+    let bound = blackout_bound(&policy) + policy.reattach_retry;
+    assert!(blackout <= bound, "blackout {blackout:?} > {bound:?}");
+    assert!(bound < Duration::from_secs(1));
+    assert_eq!(net.client.bound_path(), Some(net.path(2)));
+    assert_eq!(net.server_session().bound_path(), Some(net.server_path(2)));
+    net.assert_no_violations();
+}
