@@ -11,6 +11,7 @@ const PROBE: u8 = 4;
 const PROBE_ACK: u8 = 5;
 const PATH_CONFIRM: u8 = 6;
 const PATH_RESPONSE: u8 = 7;
+const PROBE_ACK_OFF_BINDING: u8 = 8;
 
 /// Length of a path challenge or its echo.
 pub const PATH_TOKEN_LEN: usize = 16;
@@ -45,6 +46,17 @@ pub enum ControlMessage {
         /// The probe's `sent_micros`, unchanged.
         echo_micros: u64,
     },
+    /// Answer to a probe that arrived on a path other than the session's binding (or while it
+    /// has none). Same fields and length as [`ControlMessage::ProbeAck`], so the answer is
+    /// never larger than the probe. A client that gets it for its bound path learns that the
+    /// server sees that path from another address (NAT rebinding) and revalidates it with a
+    /// reattach. `[8, seq u32, echo_micros u64]`.
+    ProbeAckOffBinding {
+        /// The probe's sequence number.
+        seq: u32,
+        /// The probe's `sent_micros`, unchanged.
+        echo_micros: u64,
+    },
     /// The client's first frame under the keys of a REATTACH_RESP with status OK, sent on the
     /// new path: echoes the server's path challenge (return routability and key confirmation,
     /// which let the server commit the binding and `RS'`) and carries the client's own challenge.
@@ -73,7 +85,7 @@ impl ControlMessage {
                 reason: *body.first().ok_or(FrameError::Truncated)?,
             },
             REKEY_REQUEST => Self::RekeyRequest,
-            PROBE | PROBE_ACK => {
+            PROBE | PROBE_ACK | PROBE_ACK_OFF_BINDING => {
                 if body.len() < 12 {
                     return Err(FrameError::Truncated);
                 }
@@ -81,16 +93,19 @@ impl ControlMessage {
                 let mut micros = [0u8; 8];
                 micros.copy_from_slice(&body[4..12]);
                 let micros = u64::from_be_bytes(micros);
-                if ty == PROBE {
-                    Self::Probe {
+                match ty {
+                    PROBE => Self::Probe {
                         seq,
                         sent_micros: micros,
-                    }
-                } else {
-                    Self::ProbeAck {
+                    },
+                    PROBE_ACK => Self::ProbeAck {
                         seq,
                         echo_micros: micros,
-                    }
+                    },
+                    _ => Self::ProbeAckOffBinding {
+                        seq,
+                        echo_micros: micros,
+                    },
                 }
             }
             PATH_CONFIRM => {
@@ -117,7 +132,9 @@ impl ControlMessage {
         match self {
             Self::Keepalive | Self::RekeyRequest => 1,
             Self::Close { .. } => 2,
-            Self::Probe { .. } | Self::ProbeAck { .. } => PROBE_LEN,
+            Self::Probe { .. } | Self::ProbeAck { .. } | Self::ProbeAckOffBinding { .. } => {
+                PROBE_LEN
+            }
             Self::PathConfirm { .. } => 1 + 2 * PATH_TOKEN_LEN,
             Self::PathResponse { .. } => 1 + PATH_TOKEN_LEN,
         }
@@ -140,11 +157,15 @@ impl ControlMessage {
             | Self::ProbeAck {
                 seq,
                 echo_micros: micros,
+            }
+            | Self::ProbeAckOffBinding {
+                seq,
+                echo_micros: micros,
             } => {
-                out[0] = if matches!(self, Self::Probe { .. }) {
-                    PROBE
-                } else {
-                    PROBE_ACK
+                out[0] = match self {
+                    Self::Probe { .. } => PROBE,
+                    Self::ProbeAck { .. } => PROBE_ACK,
+                    _ => PROBE_ACK_OFF_BINDING,
                 };
                 out[1..5].copy_from_slice(&seq.to_be_bytes());
                 out[5..13].copy_from_slice(&micros.to_be_bytes());
@@ -192,6 +213,10 @@ mod tests {
                 seq: u32::MAX,
                 echo_micros: u64::MAX,
             },
+            ControlMessage::ProbeAckOffBinding {
+                seq: 0x8000_0001,
+                echo_micros: 3,
+            },
             ControlMessage::PathConfirm {
                 response: [1; PATH_TOKEN_LEN],
                 challenge: [2; PATH_TOKEN_LEN],
@@ -225,6 +250,38 @@ mod tests {
         .unwrap();
 
         assert_eq!(buf[..13], [4, 1, 2, 3, 4, 0, 0, 0, 0, 0, 0, 5, 6]);
+    }
+
+    #[test]
+    fn off_binding_probe_ack_has_its_own_type_and_the_probe_length() {
+        let mut buf = [0u8; MAX_CONTROL_LEN];
+        let probe = ControlMessage::Probe {
+            seq: 0x0102_0304,
+            sent_micros: 0x0506,
+        };
+        let ack = ControlMessage::ProbeAckOffBinding {
+            seq: 0x0102_0304,
+            echo_micros: 0x0506,
+        };
+
+        let len = ack.emit(&mut buf).unwrap();
+
+        assert_eq!(len, probe.encoded_len());
+        assert_eq!(buf[..13], [8, 1, 2, 3, 4, 0, 0, 0, 0, 0, 0, 5, 6]);
+        assert_eq!(ControlMessage::parse(&buf[..13]), Ok(ack));
+    }
+
+    #[test]
+    fn truncated_or_padded_off_binding_probe_acks_are_rejected() {
+        let mut ack = [0u8; 14];
+        ack[0] = 8;
+
+        assert_eq!(
+            ControlMessage::parse(&ack[..12]),
+            Err(FrameError::Truncated)
+        );
+        assert_eq!(ControlMessage::parse(&ack), Err(FrameError::TooLong));
+        assert!(ControlMessage::parse(&ack[..13]).is_ok());
     }
 
     #[test]

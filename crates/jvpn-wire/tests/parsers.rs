@@ -105,13 +105,14 @@ proptest! {
     }
 
     #[test]
-    fn control_messages_round_trip_byte_identically(ty in 0u8..5, seq in any::<u32>(), micros in any::<u64>(), reason in any::<u8>()) {
+    fn control_messages_round_trip_byte_identically(ty in 0u8..6, seq in any::<u32>(), micros in any::<u64>(), reason in any::<u8>()) {
         let msg = match ty {
             0 => ControlMessage::Keepalive,
             1 => ControlMessage::Close { reason },
             2 => ControlMessage::RekeyRequest,
             3 => ControlMessage::Probe { seq, sent_micros: micros },
-            _ => ControlMessage::ProbeAck { seq, echo_micros: micros },
+            4 => ControlMessage::ProbeAck { seq, echo_micros: micros },
+            _ => ControlMessage::ProbeAckOffBinding { seq, echo_micros: micros },
         };
         let mut buf = [0u8; 32];
         let len = msg.emit(&mut buf).unwrap();

@@ -135,18 +135,24 @@ impl Session {
         };
         match (&self.role, msg) {
             (RoleState::Server(_), ControlMessage::Probe { seq, sent_micros }) => {
-                // The answer is exactly as long as the probe: no amplification.
+                // The answer is exactly as long as the probe: no amplification. Flagged as off
+                // the binding: if the client thinks this is its bound path, we see it from
+                // another address and it must revalidate (reattach) for the binding to move.
                 self.queue_on_path(
                     path,
-                    ControlMessage::ProbeAck {
+                    ControlMessage::ProbeAckOffBinding {
                         seq,
                         echo_micros: sent_micros,
                     },
                 );
             }
-            (RoleState::Client(_), ControlMessage::ProbeAck { seq, .. })
-                if seq & PROBER_SEQ_BIT != 0 =>
-            {
+            // A standby is off the binding by definition, so either answer is a plain one
+            // here (and while RECOVERING nothing is bound: a flagged answer starts nothing).
+            (
+                RoleState::Client(_),
+                ControlMessage::ProbeAck { seq, .. }
+                | ControlMessage::ProbeAckOffBinding { seq, .. },
+            ) if seq & PROBER_SEQ_BIT != 0 => {
                 self.mp_on_received(path, now);
                 self.mp_on_probe_ack(path, seq, now);
             }
@@ -165,6 +171,18 @@ impl Session {
                 self.mp_on_probe_ack(path, seq, now);
             }
             ControlMessage::ProbeAck { seq, .. } => self.handle_probe_ack(seq, now),
+            ControlMessage::ProbeAckOffBinding { seq, .. }
+                if matches!(self.role, RoleState::Client(_)) =>
+            {
+                // Our bound path, but the server answered as off its binding: it sees this
+                // path from another address. The probe still counts as answered.
+                if seq & PROBER_SEQ_BIT != 0 {
+                    self.mp_on_probe_ack(path, seq, now);
+                } else {
+                    self.handle_probe_ack(seq, now);
+                }
+                self.revalidate_bound_path(path, now);
+            }
             ControlMessage::Close { .. } => self.terminate(Reason::PeerClosed, now),
             ControlMessage::RekeyRequest => self.start_rekey(now),
             ControlMessage::PathResponse { response } => self.on_path_response(response),

@@ -267,6 +267,27 @@ impl Session {
         }
     }
 
+    /// Client: a PROBE_ACK_OFF_BINDING arrived on the bound `path`: the server sees this path
+    /// from another address (NAT rebinding, a new source address), so its traffic to us goes
+    /// to the old one and is lost while probes keep succeeding. Revalidate at once with a
+    /// reattach on the same path; the server's binding moves only on its PATH_CONFIRM. Once
+    /// RECOVERING nothing is bound, so further flagged answers start nothing new.
+    pub(super) fn revalidate_bound_path(&mut self, path: PathId, now: Instant) {
+        if !matches!(self.role, RoleState::Client(_)) || self.bound_path() != Some(path) {
+            return;
+        }
+        if let Some(mp) = self.multipath.as_mut() {
+            // A recovery like a dead path's: the commit takes a budget token, and a reattach
+            // that goes unanswered gives the path up for the next live candidate.
+            mp.pending = Some(PendingSwitch {
+                to: path,
+                reason: SwitchReason::TransportDead,
+                since: now,
+            });
+        }
+        self.start_rebind(path, Reason::TransportDead, now);
+    }
+
     /// Whether `path` is a candidate (PROBE_ACKs are accepted on candidates only).
     pub(super) fn mp_is_candidate(&self, path: PathId) -> bool {
         self.multipath

@@ -2,6 +2,7 @@
 //! dead-path detector, switching back up, flapping, and the end of recovery.
 
 mod net;
+mod rebinding;
 
 use std::time::Duration;
 

@@ -61,6 +61,10 @@ pub(super) struct Net {
     pub(super) bytes_on: Vec<(usize, usize)>,
     /// The highest number of bound server sessions seen at once.
     pub(super) max_bindings: usize,
+    /// Server sends to a path no link carries (a rebound link's old address): lost.
+    pub(super) server_sent_nowhere: Vec<PathId>,
+    /// Every datagram the client sent, with its link, when set (for replay tests).
+    pub(super) capture: Option<Vec<(usize, Vec<u8>)>>,
 }
 
 impl Net {
@@ -120,6 +124,8 @@ impl Net {
             server_drops: Vec::new(),
             client_drops: Vec::new(),
             max_bindings: 0,
+            server_sent_nowhere: Vec::new(),
+            capture: None,
         };
         let kinds = [PathKind::Udp, PathKind::Quic, PathKind::Wss];
         for (i, link) in net.links.clone().iter().enumerate() {
@@ -148,11 +154,8 @@ impl Net {
             .expect("client sends on a known path")
     }
 
-    fn link_of_server(&self, path: PathId) -> usize {
-        self.links
-            .iter()
-            .position(|l| l.server == path)
-            .expect("server sends on a known path")
+    fn link_of_server(&self, path: PathId) -> Option<usize> {
+        self.links.iter().position(|l| l.server == path)
     }
 
     fn schedule(&mut self, to_server: bool, link: usize, data: Vec<u8>) {
@@ -175,10 +178,16 @@ impl Net {
             let link = self.link_of_client(t.path);
             self.sent_on[link].0 += 1;
             self.bytes_on[link].0 += t.len;
+            if let Some(capture) = self.capture.as_mut() {
+                capture.push((link, buf[..t.len].to_vec()));
+            }
             self.schedule(true, link, buf[..t.len].to_vec());
         }
         while let Some(t) = self.server.poll_transmit(self.now, &mut buf) {
-            let link = self.link_of_server(t.path);
+            let Some(link) = self.link_of_server(t.path) else {
+                self.server_sent_nowhere.push(t.path);
+                continue;
+            };
             self.sent_on[link].1 += 1;
             self.bytes_on[link].1 += t.len;
             self.schedule(false, link, buf[..t.len].to_vec());
@@ -291,6 +300,17 @@ impl Net {
     /// Sets the drop switch of link `i` (both directions).
     pub(super) fn set_dropped(&mut self, i: usize, dropped: bool) {
         self.links[i].dropped = dropped;
+    }
+
+    /// NAT rebinding of link `i`: from now on the server sees the client's datagrams on it
+    /// under a new server-side path (returned), and what the server sends to the old one is
+    /// lost. The client's name for the link does not change.
+    pub(super) fn rebind(&mut self, i: usize) -> PathId {
+        let old = self.links[i].server;
+        let new = PathId(old.0 + 100);
+        assert!(self.link_of_server(new).is_none(), "one rebinding per link");
+        self.links[i].server = new;
+        new
     }
 
     pub(super) fn path(&self, i: usize) -> PathId {
