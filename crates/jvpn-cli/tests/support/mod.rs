@@ -6,16 +6,15 @@
 //! out panics with what it saw, and the testbed's drop then prints the tail of every process's log.
 
 use std::fs;
-use std::io::{self, Read as _, Write as _};
-use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use jvpn_netns::traffic::tcp::{self, TcpSink};
 use jvpn_netns::{Deadline, Namespace, Process, Testbed, VethPath, testbed_or_skip, wait_for};
 use serde_json::Value;
-use sha2::{Digest as _, Sha256};
 
 /// The binary under test.
 pub(crate) const JVPN: &str = env!("CARGO_BIN_EXE_jvpn");
@@ -503,98 +502,26 @@ pub(crate) fn transfer(
         .expect("enter the receiver's namespace")
         .expect("bind the receiver");
     let deadline = Deadline::after(timeout);
-    let receiver = std::thread::spawn(move || receive(&listener, deadline));
+    let sink = TcpSink::start(listener, deadline).expect("start the receiver");
     let sent = from
-        .run_in(timeout, move || send(target, bytes, seed, deadline))
+        .run_in(timeout, move || {
+            let stream = TcpStream::connect_timeout(&target, CONNECT_TIMEOUT)?;
+            tcp::send(stream, bytes, seed, deadline)
+        })
         .expect("the sender finishes in time")
         .expect("the sender streams every byte");
-    let received = receiver
-        .join()
-        .expect("the receiver thread does not panic")
-        .expect("the receiver reads to the end");
-    (sent, received)
+    let received = sink.finish().expect("the receiver reads to the end");
+    (
+        Digest {
+            bytes: sent.bytes,
+            sha256: sent.sha256,
+        },
+        Digest {
+            bytes: received.bytes,
+            sha256: received.sha256,
+        },
+    )
 }
 
-const CHUNK: usize = 64 * 1024;
-/// Bound of one blocking socket call; the deadline bounds the whole transfer.
-const SOCKET_STEP: Duration = Duration::from_secs(10);
-
-fn receive(listener: &TcpListener, deadline: Deadline) -> io::Result<Digest> {
-    listener.set_nonblocking(true)?;
-    let mut stream = loop {
-        match listener.accept() {
-            Ok((stream, _)) => break stream,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock && !deadline.expired() => {
-                deadline.sleep(Duration::from_millis(20));
-            }
-            Err(e) => return Err(e),
-        }
-    };
-    stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(SOCKET_STEP))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; CHUNK];
-    let mut total = 0_u64;
-    loop {
-        if deadline.expired() {
-            return Err(io::ErrorKind::TimedOut.into());
-        }
-        let n = stream.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        total += n as u64;
-    }
-    Ok(Digest {
-        bytes: total,
-        sha256: hex(&hasher.finalize()),
-    })
-}
-
-fn send(to: SocketAddr, bytes: u64, seed: u64, deadline: Deadline) -> io::Result<Digest> {
-    let mut stream = TcpStream::connect_timeout(&to, SOCKET_STEP)?;
-    stream.set_write_timeout(Some(SOCKET_STEP))?;
-    stream.set_read_timeout(Some(SOCKET_STEP))?;
-    let mut source = SplitMix(seed);
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; CHUNK];
-    let mut left = bytes;
-    while left > 0 {
-        if deadline.expired() {
-            return Err(io::ErrorKind::TimedOut.into());
-        }
-        let n = usize::try_from(left).map_or(CHUNK, |l| l.min(CHUNK));
-        source.fill(&mut buf[..n]);
-        stream.write_all(&buf[..n])?;
-        hasher.update(&buf[..n]);
-        left -= n as u64;
-    }
-    stream.shutdown(Shutdown::Write)?;
-    // The receiver closes once it has read everything: "sent" then means "received".
-    let _ = stream.read(&mut buf)?;
-    Ok(Digest {
-        bytes,
-        sha256: hex(&hasher.finalize()),
-    })
-}
-
-/// Deterministic bytes from a seed (splitmix64), the same generator as `jvpn-xfer`.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn fill(&mut self, buf: &mut [u8]) {
-        for chunk in buf.chunks_mut(8) {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            chunk.copy_from_slice(&z.to_le_bytes()[..chunk.len()]);
-        }
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+/// Bound of the sender's connect; the deadline bounds the whole transfer.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
