@@ -143,37 +143,10 @@ pub(crate) fn start_server_on(
     policy: Policy,
     over: Over,
 ) -> Node {
-    let control = dir.join(format!("{name}.sock"));
-    let audit = dir.join(format!("{name}.audit.jsonl"));
-    let mut args: Vec<String> = vec![
-        "server".into(),
-        "--key".into(),
-        path_arg(&key.secret),
-        "--address".into(),
-        format!("{SERVER_INNER}/24"),
-        "--listen".into(),
-        over.listen(),
-        "--audit-log".into(),
-        path_arg(&audit),
-        "--control".into(),
-        path_arg(&control),
-    ];
-    for (peer, allowed) in peers {
-        args.push("--peer".into());
-        args.push(format!("{}={allowed}", peer.public));
-    }
+    let files = NodeFiles::new(dir, name);
+    let mut args = files.server_args(key, &[over.listen()], peers);
     args.extend(policy.args(dir, name));
-    let process = ns
-        .spawn_with_env(JVPN, &args, &[("RUST_LOG", "info")])
-        .expect("jvpn server starts");
-    let node = Node {
-        ns: ns.clone(),
-        process,
-        control,
-        audit,
-    };
-    node.wait_status(STARTUP, "the server's control socket to answer", |_| true);
-    node
+    files.spawn_server(ns, &args)
 }
 
 /// Starts `jvpn connect` in `ns` towards the server's outer address `server`, with the key `key`
@@ -208,34 +181,11 @@ pub(crate) fn start_client_over(
     (server, over): (Ipv4Addr, Over),
     policy: Policy,
 ) -> Node {
-    let control = dir.join(format!("{name}.sock"));
-    let audit = dir.join(format!("{name}.audit.jsonl"));
-    let mut args: Vec<String> = vec![
-        "connect".into(),
-        "--key".into(),
-        path_arg(&key.secret),
-        "--server-key".into(),
-        server_key.public.clone(),
-        "--address".into(),
-        address.into(),
-        "--transports".into(),
-        over.name().into(),
-        "--audit-log".into(),
-        path_arg(&audit),
-        "--control".into(),
-        path_arg(&control),
-    ];
+    let files = NodeFiles::new(dir, name);
+    let mut args = files.client_args((key, server_key), address, over.name());
     args.extend(policy.args(dir, name));
     args.push(format!("{server}:{PORT}"));
-    let process = ns
-        .spawn_with_env(JVPN, &args, &[("RUST_LOG", "info")])
-        .expect("jvpn connect starts");
-    Node {
-        ns: ns.clone(),
-        process,
-        control,
-        audit,
-    }
+    files.spawn(ns, &args, "jvpn connect starts")
 }
 
 /// Timers of the tests' policy: a dead path is noticed within a few seconds instead of the default
@@ -259,17 +209,115 @@ impl Policy {
     fn args(self, dir: &Path, name: &str) -> Vec<String> {
         match self {
             Policy::Default => Vec::new(),
-            Policy::Fast => {
-                let file = dir.join(format!("{name}.toml"));
-                fs::write(&file, FAST_POLICY).expect("write the config file");
-                vec!["-c".into(), path_arg(&file)]
-            }
+            Policy::Fast => config_file_args(dir, name, FAST_POLICY),
         }
     }
 }
 
 fn path_arg(path: &Path) -> String {
     path.to_str().expect("temporary paths are UTF-8").to_owned()
+}
+
+/// Writes `text` to the config file `DIR/NAME.toml` and returns the `-c FILE` arguments.
+pub(crate) fn config_file_args(dir: &Path, name: &str, text: &str) -> Vec<String> {
+    let file = dir.join(format!("{name}.toml"));
+    fs::write(&file, text).expect("write the config file");
+    vec!["-c".into(), path_arg(&file)]
+}
+
+/// Where a node named NAME keeps its control socket and audit log, and the arguments naming them.
+pub(crate) struct NodeFiles {
+    control: PathBuf,
+    audit: PathBuf,
+}
+
+impl NodeFiles {
+    /// `DIR/NAME.sock` and `DIR/NAME.audit.jsonl`.
+    pub(crate) fn new(dir: &Path, name: &str) -> Self {
+        Self {
+            control: dir.join(format!("{name}.sock")),
+            audit: dir.join(format!("{name}.audit.jsonl")),
+        }
+    }
+
+    fn file_args(&self) -> [String; 4] {
+        [
+            "--audit-log".into(),
+            path_arg(&self.audit),
+            "--control".into(),
+            path_arg(&self.control),
+        ]
+    }
+
+    /// `jvpn server` with `key`, inner [`SERVER_INNER`]/24, one `--listen` per entry of `listen`,
+    /// these files and one `--peer` per entry of `peers`.
+    pub(crate) fn server_args(
+        &self,
+        key: &Keys,
+        listen: &[String],
+        peers: &[(&Keys, &str)],
+    ) -> Vec<String> {
+        let mut args: Vec<String> = vec![
+            "server".into(),
+            "--key".into(),
+            path_arg(&key.secret),
+            "--address".into(),
+            format!("{SERVER_INNER}/24"),
+        ];
+        for l in listen {
+            args.push("--listen".into());
+            args.push(l.clone());
+        }
+        args.extend(self.file_args());
+        for (peer, allowed) in peers {
+            args.push("--peer".into());
+            args.push(format!("{}={allowed}", peer.public));
+        }
+        args
+    }
+
+    /// `jvpn connect` with `key` towards `server_key`, inner `address`, `--transports transports`
+    /// and these files (the server host still to add).
+    pub(crate) fn client_args(
+        &self,
+        (key, server_key): (&Keys, &Keys),
+        address: &str,
+        transports: &str,
+    ) -> Vec<String> {
+        let mut args: Vec<String> = vec![
+            "connect".into(),
+            "--key".into(),
+            path_arg(&key.secret),
+            "--server-key".into(),
+            server_key.public.clone(),
+            "--address".into(),
+            address.into(),
+            "--transports".into(),
+            transports.into(),
+        ];
+        args.extend(self.file_args());
+        args
+    }
+
+    /// Runs `jvpn ARGS` in `ns` (panicking with `what` if it does not start).
+    pub(crate) fn spawn(self, ns: &Namespace, args: &[String], what: &str) -> Node {
+        let process = ns
+            .spawn_with_env(JVPN, args, &[("RUST_LOG", "info")])
+            .expect(what);
+        Node {
+            ns: ns.clone(),
+            process,
+            control: self.control,
+            audit: self.audit,
+        }
+    }
+
+    /// [`NodeFiles::spawn`] for a server, returning once its control socket answers.
+    pub(crate) fn spawn_server(self, ns: &Namespace, args: &[String]) -> Node {
+        let node = self.spawn(ns, args, "jvpn server starts");
+        node.wait_status(STARTUP, "the server's control socket to answer", |_| true);
+        node
+    }
 }
 
 impl Node {
