@@ -43,6 +43,22 @@ pub(crate) fn take_buffer(pool: &BufferPool) -> Vec<u8> {
         .unwrap_or_else(|| vec![0u8; MAX_DATAGRAM])
 }
 
+/// Asks the driver to close every session and waits until it has flushed the CLOSE; returns at
+/// once when the driver has already stopped (nothing is left to close then).
+pub(crate) async fn close_all(commands: &mpsc::Sender<Command>) {
+    let (reply, done) = oneshot::channel();
+    if commands
+        .send(Command::Close {
+            session: None,
+            reply,
+        })
+        .await
+        .is_ok()
+    {
+        let _ = done.await;
+    }
+}
+
 /// A request from a handle to its driver task.
 #[derive(Debug)]
 pub(crate) enum Command {

@@ -210,18 +210,7 @@ impl Server {
 
     /// Sends CLOSE on every session, flushes, and stops.
     pub async fn shutdown(mut self) {
-        let (reply, done) = oneshot::channel();
-        if self
-            .commands
-            .send(Command::Close {
-                session: None,
-                reply,
-            })
-            .await
-            .is_ok()
-        {
-            let _ = done.await;
-        }
+        driver::close_all(&self.commands).await;
         for task in self.tasks.drain(..) {
             task.abort();
         }

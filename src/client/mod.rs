@@ -255,18 +255,7 @@ impl DriverHandle {
     }
 
     pub(crate) async fn close(&mut self) -> Result<StateView, ClientError> {
-        let (reply, done) = oneshot::channel();
-        if self
-            .commands
-            .send(Command::Close {
-                session: None,
-                reply,
-            })
-            .await
-            .is_ok()
-        {
-            let _ = done.await;
-        }
+        crate::driver::close_all(&self.commands).await;
         if let Some(driver) = self.driver.take() {
             driver.await.map_err(|_| ClientError::DriverStopped)?;
         }

@@ -113,17 +113,7 @@ pub(crate) fn server(
                    the config file)",
         });
     }
-    let shared = shared(
-        &args.common,
-        file.map(|f| SharedFile {
-            origin: f.origin(),
-            audit_log: f.file.audit_log.as_ref().map(|p| f.resolve(p)),
-            control: f.file.control.as_ref().map(|p| f.resolve(p)),
-            tun: f.file.tun.clone(),
-            mtu: f.file.mtu,
-            policy: f.file.policy.clone(),
-        }),
-    )?;
+    let shared = shared(&args.common, file.map(SharedFile::of))?;
     Ok(ServerSettings {
         key,
         addresses,
@@ -154,17 +144,7 @@ pub(crate) fn client(
 
     let target = target(&args.target, file, None)?;
 
-    let shared = shared(
-        &args.common,
-        file.map(|f| SharedFile {
-            origin: f.origin(),
-            audit_log: f.file.audit_log.as_ref().map(|p| f.resolve(p)),
-            control: f.file.control.as_ref().map(|p| f.resolve(p)),
-            tun: f.file.tun.clone(),
-            mtu: f.file.mtu,
-            policy: f.file.policy.clone(),
-        }),
-    )?;
+    let shared = shared(&args.common, file.map(SharedFile::of))?;
     // One inner MTU for the whole session: refuse at once one that some candidate cannot carry.
     if let Err(error) = jvpn::mtu::session_mtu(&target.servers, shared.mtu, || 0) {
         let origin = if args.common.mtu.is_some() {
@@ -299,6 +279,62 @@ struct SharedFile {
     tun: Option<String>,
     mtu: Option<u16>,
     policy: Option<Policy>,
+}
+
+impl SharedFile {
+    /// The shared keys of `file`, its paths resolved against its directory.
+    fn of<T: SharedKeys>(file: &Loaded<T>) -> SharedFile {
+        let (audit_log, control, tun, mtu, policy) = file.file.shared_keys();
+        SharedFile {
+            origin: file.origin(),
+            audit_log: audit_log.map(|p| file.resolve(p)),
+            control: control.map(|p| file.resolve(p)),
+            tun: tun.cloned(),
+            mtu,
+            policy: policy.cloned(),
+        }
+    }
+}
+
+/// The keys both config files have, as written: audit log, control socket, TUN name, MTU and
+/// policy.
+type SharedKeysRef<'a> = (
+    Option<&'a PathBuf>,
+    Option<&'a PathBuf>,
+    Option<&'a String>,
+    Option<u16>,
+    Option<&'a Policy>,
+);
+
+/// A config file with the keys [`SharedFile`] gathers.
+trait SharedKeys {
+    fn shared_keys(&self) -> SharedKeysRef<'_>;
+}
+
+impl SharedKeys for ServerFile {
+    fn shared_keys(&self) -> SharedKeysRef<'_> {
+        let s = self;
+        (
+            s.audit_log.as_ref(),
+            s.control.as_ref(),
+            s.tun.as_ref(),
+            s.mtu,
+            s.policy.as_ref(),
+        )
+    }
+}
+
+impl SharedKeys for ConnectFile {
+    fn shared_keys(&self) -> SharedKeysRef<'_> {
+        let s = self;
+        (
+            s.audit_log.as_ref(),
+            s.control.as_ref(),
+            s.tun.as_ref(),
+            s.mtu,
+            s.policy.as_ref(),
+        )
+    }
 }
 
 fn shared(args: &CommonArgs, file: Option<SharedFile>) -> Result<Shared, ConfigError> {

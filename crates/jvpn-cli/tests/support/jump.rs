@@ -5,7 +5,6 @@
 //!
 //! Included only by netns_jump.rs (`#[path]`), next to the shared `support` module.
 
-use std::fs;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::Path;
 use std::time::Duration;
@@ -17,7 +16,9 @@ use jvpn_netns::traffic::udp::{
 use jvpn_netns::{Deadline, Namespace, wait_for};
 use serde_json::Value;
 
-use crate::support::{JVPN, Keys, Node, SERVER_INNER, STARTUP, session_id, session_state};
+use crate::support::{
+    Keys, Node, NodeFiles, SERVER_INNER, STARTUP, config_file_args, session_id, session_state,
+};
 
 /// The server's UDP port (jvpn's default).
 pub(crate) const UDP_PORT: u16 = 51820;
@@ -44,19 +45,11 @@ pub(crate) fn unix_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-fn path_arg(path: &Path) -> String {
-    path.to_str().expect("temporary paths are UTF-8").to_owned()
-}
-
 /// `-c FILE` arguments for a `[policy]` table body (`None`: the built-in defaults).
 fn policy_args(dir: &Path, name: &str, policy: Option<&str>) -> Vec<String> {
     match policy {
         None => Vec::new(),
-        Some(body) => {
-            let file = dir.join(format!("{name}.toml"));
-            fs::write(&file, format!("[policy]\n{body}")).expect("write the config file");
-            vec!["-c".into(), path_arg(&file)]
-        }
+        Some(body) => config_file_args(dir, name, &format!("[policy]\n{body}")),
     }
 }
 
@@ -71,41 +64,15 @@ pub(crate) fn start_jump_server(
     peers: &[(&Keys, &str)],
     policy: Option<&str>,
 ) -> Node {
-    let control = dir.join(format!("{name}.sock"));
-    let audit = dir.join(format!("{name}.audit.jsonl"));
-    let mut args: Vec<String> = vec![
-        "server".into(),
-        "--key".into(),
-        path_arg(&key.secret),
-        "--address".into(),
-        format!("{SERVER_INNER}/24"),
-        "--listen".into(),
+    let files = NodeFiles::new(dir, name);
+    let listen = [
         format!("udp://{listen}:{UDP_PORT}"),
-        "--listen".into(),
         format!("quic://{listen}:{QUIC_PORT}"),
-        "--listen".into(),
         format!("wss://{listen}:{WSS_PORT}/jvpn"),
-        "--audit-log".into(),
-        path_arg(&audit),
-        "--control".into(),
-        path_arg(&control),
     ];
-    for (peer, allowed) in peers {
-        args.push("--peer".into());
-        args.push(format!("{}={allowed}", peer.public));
-    }
+    let mut args = files.server_args(key, &listen, peers);
     args.extend(policy_args(dir, name, policy));
-    let process = ns
-        .spawn_with_env(JVPN, &args, &[("RUST_LOG", "info")])
-        .expect("jvpn server starts");
-    let node = Node {
-        ns: ns.clone(),
-        process,
-        control,
-        audit,
-    };
-    node.wait_status(STARTUP, "the server's control socket to answer", |_| true);
-    node
+    files.spawn_server(ns, &args)
 }
 
 /// How a jump client is started.
@@ -129,38 +96,15 @@ pub(crate) fn start_jump_client(
     host: Ipv4Addr,
     spec: ClientSpec<'_>,
 ) -> Node {
-    let control = dir.join(format!("{name}.sock"));
-    let audit = dir.join(format!("{name}.audit.jsonl"));
-    let mut args: Vec<String> = vec![
-        "connect".into(),
-        "--key".into(),
-        path_arg(&key.secret),
-        "--server-key".into(),
-        server_key.public.clone(),
-        "--address".into(),
-        CLIENT_ALLOWED.into(),
-        "--transports".into(),
-        spec.transports.into(),
-        "--audit-log".into(),
-        path_arg(&audit),
-        "--control".into(),
-        path_arg(&control),
-    ];
+    let files = NodeFiles::new(dir, name);
+    let mut args = files.client_args((key, server_key), CLIENT_ALLOWED, spec.transports);
     if let Some(proxy) = spec.proxy {
         args.push("--proxy".into());
         args.push(proxy.into());
     }
     args.extend(policy_args(dir, name, spec.policy));
     args.push(host.to_string());
-    let process = ns
-        .spawn_with_env(JVPN, &args, &[("RUST_LOG", "info")])
-        .expect("jvpn connect starts");
-    Node {
-        ns: ns.clone(),
-        process,
-        control,
-        audit,
-    }
+    files.spawn(ns, &args, "jvpn connect starts")
 }
 
 /// The transport carrying the status's first session (`"udp"`, `"quic"`, `"wss"`).

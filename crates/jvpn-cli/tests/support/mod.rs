@@ -6,16 +6,15 @@
 //! out panics with what it saw, and the testbed's drop then prints the tail of every process's log.
 
 use std::fs;
-use std::io::{self, Read as _, Write as _};
-use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use jvpn_netns::traffic::tcp::{self, TcpSink};
 use jvpn_netns::{Deadline, Namespace, Process, Testbed, VethPath, testbed_or_skip, wait_for};
 use serde_json::Value;
-use sha2::{Digest as _, Sha256};
 
 /// The binary under test.
 pub(crate) const JVPN: &str = env!("CARGO_BIN_EXE_jvpn");
@@ -144,37 +143,10 @@ pub(crate) fn start_server_on(
     policy: Policy,
     over: Over,
 ) -> Node {
-    let control = dir.join(format!("{name}.sock"));
-    let audit = dir.join(format!("{name}.audit.jsonl"));
-    let mut args: Vec<String> = vec![
-        "server".into(),
-        "--key".into(),
-        path_arg(&key.secret),
-        "--address".into(),
-        format!("{SERVER_INNER}/24"),
-        "--listen".into(),
-        over.listen(),
-        "--audit-log".into(),
-        path_arg(&audit),
-        "--control".into(),
-        path_arg(&control),
-    ];
-    for (peer, allowed) in peers {
-        args.push("--peer".into());
-        args.push(format!("{}={allowed}", peer.public));
-    }
+    let files = NodeFiles::new(dir, name);
+    let mut args = files.server_args(key, &[over.listen()], peers);
     args.extend(policy.args(dir, name));
-    let process = ns
-        .spawn_with_env(JVPN, &args, &[("RUST_LOG", "info")])
-        .expect("jvpn server starts");
-    let node = Node {
-        ns: ns.clone(),
-        process,
-        control,
-        audit,
-    };
-    node.wait_status(STARTUP, "the server's control socket to answer", |_| true);
-    node
+    files.spawn_server(ns, &args)
 }
 
 /// Starts `jvpn connect` in `ns` towards the server's outer address `server`, with the key `key`
@@ -209,34 +181,11 @@ pub(crate) fn start_client_over(
     (server, over): (Ipv4Addr, Over),
     policy: Policy,
 ) -> Node {
-    let control = dir.join(format!("{name}.sock"));
-    let audit = dir.join(format!("{name}.audit.jsonl"));
-    let mut args: Vec<String> = vec![
-        "connect".into(),
-        "--key".into(),
-        path_arg(&key.secret),
-        "--server-key".into(),
-        server_key.public.clone(),
-        "--address".into(),
-        address.into(),
-        "--transports".into(),
-        over.name().into(),
-        "--audit-log".into(),
-        path_arg(&audit),
-        "--control".into(),
-        path_arg(&control),
-    ];
+    let files = NodeFiles::new(dir, name);
+    let mut args = files.client_args((key, server_key), address, over.name());
     args.extend(policy.args(dir, name));
     args.push(format!("{server}:{PORT}"));
-    let process = ns
-        .spawn_with_env(JVPN, &args, &[("RUST_LOG", "info")])
-        .expect("jvpn connect starts");
-    Node {
-        ns: ns.clone(),
-        process,
-        control,
-        audit,
-    }
+    files.spawn(ns, &args, "jvpn connect starts")
 }
 
 /// Timers of the tests' policy: a dead path is noticed within a few seconds instead of the default
@@ -260,17 +209,115 @@ impl Policy {
     fn args(self, dir: &Path, name: &str) -> Vec<String> {
         match self {
             Policy::Default => Vec::new(),
-            Policy::Fast => {
-                let file = dir.join(format!("{name}.toml"));
-                fs::write(&file, FAST_POLICY).expect("write the config file");
-                vec!["-c".into(), path_arg(&file)]
-            }
+            Policy::Fast => config_file_args(dir, name, FAST_POLICY),
         }
     }
 }
 
 fn path_arg(path: &Path) -> String {
     path.to_str().expect("temporary paths are UTF-8").to_owned()
+}
+
+/// Writes `text` to the config file `DIR/NAME.toml` and returns the `-c FILE` arguments.
+pub(crate) fn config_file_args(dir: &Path, name: &str, text: &str) -> Vec<String> {
+    let file = dir.join(format!("{name}.toml"));
+    fs::write(&file, text).expect("write the config file");
+    vec!["-c".into(), path_arg(&file)]
+}
+
+/// Where a node named NAME keeps its control socket and audit log, and the arguments naming them.
+pub(crate) struct NodeFiles {
+    control: PathBuf,
+    audit: PathBuf,
+}
+
+impl NodeFiles {
+    /// `DIR/NAME.sock` and `DIR/NAME.audit.jsonl`.
+    pub(crate) fn new(dir: &Path, name: &str) -> Self {
+        Self {
+            control: dir.join(format!("{name}.sock")),
+            audit: dir.join(format!("{name}.audit.jsonl")),
+        }
+    }
+
+    fn file_args(&self) -> [String; 4] {
+        [
+            "--audit-log".into(),
+            path_arg(&self.audit),
+            "--control".into(),
+            path_arg(&self.control),
+        ]
+    }
+
+    /// `jvpn server` with `key`, inner [`SERVER_INNER`]/24, one `--listen` per entry of `listen`,
+    /// these files and one `--peer` per entry of `peers`.
+    pub(crate) fn server_args(
+        &self,
+        key: &Keys,
+        listen: &[String],
+        peers: &[(&Keys, &str)],
+    ) -> Vec<String> {
+        let mut args: Vec<String> = vec![
+            "server".into(),
+            "--key".into(),
+            path_arg(&key.secret),
+            "--address".into(),
+            format!("{SERVER_INNER}/24"),
+        ];
+        for l in listen {
+            args.push("--listen".into());
+            args.push(l.clone());
+        }
+        args.extend(self.file_args());
+        for (peer, allowed) in peers {
+            args.push("--peer".into());
+            args.push(format!("{}={allowed}", peer.public));
+        }
+        args
+    }
+
+    /// `jvpn connect` with `key` towards `server_key`, inner `address`, `--transports transports`
+    /// and these files (the server host still to add).
+    pub(crate) fn client_args(
+        &self,
+        (key, server_key): (&Keys, &Keys),
+        address: &str,
+        transports: &str,
+    ) -> Vec<String> {
+        let mut args: Vec<String> = vec![
+            "connect".into(),
+            "--key".into(),
+            path_arg(&key.secret),
+            "--server-key".into(),
+            server_key.public.clone(),
+            "--address".into(),
+            address.into(),
+            "--transports".into(),
+            transports.into(),
+        ];
+        args.extend(self.file_args());
+        args
+    }
+
+    /// Runs `jvpn ARGS` in `ns` (panicking with `what` if it does not start).
+    pub(crate) fn spawn(self, ns: &Namespace, args: &[String], what: &str) -> Node {
+        let process = ns
+            .spawn_with_env(JVPN, args, &[("RUST_LOG", "info")])
+            .expect(what);
+        Node {
+            ns: ns.clone(),
+            process,
+            control: self.control,
+            audit: self.audit,
+        }
+    }
+
+    /// [`NodeFiles::spawn`] for a server, returning once its control socket answers.
+    pub(crate) fn spawn_server(self, ns: &Namespace, args: &[String]) -> Node {
+        let node = self.spawn(ns, args, "jvpn server starts");
+        node.wait_status(STARTUP, "the server's control socket to answer", |_| true);
+        node
+    }
 }
 
 impl Node {
@@ -503,98 +550,26 @@ pub(crate) fn transfer(
         .expect("enter the receiver's namespace")
         .expect("bind the receiver");
     let deadline = Deadline::after(timeout);
-    let receiver = std::thread::spawn(move || receive(&listener, deadline));
+    let sink = TcpSink::start(listener, deadline).expect("start the receiver");
     let sent = from
-        .run_in(timeout, move || send(target, bytes, seed, deadline))
+        .run_in(timeout, move || {
+            let stream = TcpStream::connect_timeout(&target, CONNECT_TIMEOUT)?;
+            tcp::send(stream, bytes, seed, deadline)
+        })
         .expect("the sender finishes in time")
         .expect("the sender streams every byte");
-    let received = receiver
-        .join()
-        .expect("the receiver thread does not panic")
-        .expect("the receiver reads to the end");
-    (sent, received)
+    let received = sink.finish().expect("the receiver reads to the end");
+    (
+        Digest {
+            bytes: sent.bytes,
+            sha256: sent.sha256,
+        },
+        Digest {
+            bytes: received.bytes,
+            sha256: received.sha256,
+        },
+    )
 }
 
-const CHUNK: usize = 64 * 1024;
-/// Bound of one blocking socket call; the deadline bounds the whole transfer.
-const SOCKET_STEP: Duration = Duration::from_secs(10);
-
-fn receive(listener: &TcpListener, deadline: Deadline) -> io::Result<Digest> {
-    listener.set_nonblocking(true)?;
-    let mut stream = loop {
-        match listener.accept() {
-            Ok((stream, _)) => break stream,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock && !deadline.expired() => {
-                deadline.sleep(Duration::from_millis(20));
-            }
-            Err(e) => return Err(e),
-        }
-    };
-    stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(SOCKET_STEP))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; CHUNK];
-    let mut total = 0_u64;
-    loop {
-        if deadline.expired() {
-            return Err(io::ErrorKind::TimedOut.into());
-        }
-        let n = stream.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        total += n as u64;
-    }
-    Ok(Digest {
-        bytes: total,
-        sha256: hex(&hasher.finalize()),
-    })
-}
-
-fn send(to: SocketAddr, bytes: u64, seed: u64, deadline: Deadline) -> io::Result<Digest> {
-    let mut stream = TcpStream::connect_timeout(&to, SOCKET_STEP)?;
-    stream.set_write_timeout(Some(SOCKET_STEP))?;
-    stream.set_read_timeout(Some(SOCKET_STEP))?;
-    let mut source = SplitMix(seed);
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; CHUNK];
-    let mut left = bytes;
-    while left > 0 {
-        if deadline.expired() {
-            return Err(io::ErrorKind::TimedOut.into());
-        }
-        let n = usize::try_from(left).map_or(CHUNK, |l| l.min(CHUNK));
-        source.fill(&mut buf[..n]);
-        stream.write_all(&buf[..n])?;
-        hasher.update(&buf[..n]);
-        left -= n as u64;
-    }
-    stream.shutdown(Shutdown::Write)?;
-    // The receiver closes once it has read everything: "sent" then means "received".
-    let _ = stream.read(&mut buf)?;
-    Ok(Digest {
-        bytes,
-        sha256: hex(&hasher.finalize()),
-    })
-}
-
-/// Deterministic bytes from a seed (splitmix64), the same generator as `jvpn-xfer`.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn fill(&mut self, buf: &mut [u8]) {
-        for chunk in buf.chunks_mut(8) {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            chunk.copy_from_slice(&z.to_le_bytes()[..chunk.len()]);
-        }
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+/// Bound of the sender's connect; the deadline bounds the whole transfer.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

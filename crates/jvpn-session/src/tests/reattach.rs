@@ -6,7 +6,7 @@ use std::time::Duration;
 use jvpn_wire::{MessageType, peek_type};
 
 use super::*;
-use crate::{DropReason, MemoryOwnershipStore, NodeId, OwnershipStore, Version};
+use crate::{DropReason, MemoryOwnershipStore, NodeId, OwnershipStore, Transmit, Version};
 
 /// The client's second path, and the server's name for it.
 const NEW_PATH: PathId = PathId(2);
@@ -16,24 +16,26 @@ fn retry() -> Duration {
     Policy::default().reattach_retry
 }
 
-/// Every datagram the client has to send now, with its path.
-fn client_out(h: &mut Harness) -> Vec<(PathId, Vec<u8>)> {
+/// Every datagram `poll` yields, with its path.
+fn drain(mut poll: impl FnMut(&mut Vec<u8>) -> Option<Transmit>) -> Vec<(PathId, Vec<u8>)> {
     let mut buf = Vec::new();
     let mut out = Vec::new();
-    while let Some(t) = h.client.poll_transmit(h.now, &mut buf) {
+    while let Some(t) = poll(&mut buf) {
         out.push((t.path, buf[..t.len].to_vec()));
     }
     out
 }
 
+/// Every datagram the client has to send now, with its path.
+fn client_out(h: &mut Harness) -> Vec<(PathId, Vec<u8>)> {
+    let now = h.now;
+    drain(|buf| h.client.poll_transmit(now, buf))
+}
+
 /// Every datagram the server has to send now, with its path.
 fn server_out(h: &mut Harness) -> Vec<(PathId, Vec<u8>)> {
-    let mut buf = Vec::new();
-    let mut out = Vec::new();
-    while let Some(t) = h.server.poll_transmit(h.now, &mut buf) {
-        out.push((t.path, buf[..t.len].to_vec()));
-    }
-    out
+    let now = h.now;
+    drain(|buf| h.server.poll_transmit(now, buf))
 }
 
 fn only(mut datagrams: Vec<(PathId, Vec<u8>)>) -> (PathId, Vec<u8>) {
@@ -46,12 +48,48 @@ fn settle(h: &mut Harness) {
     h.advance(Policy::default().min_switch_interval);
 }
 
+/// Starts a planned rebind to `path` after the minimum switch interval, sending nothing yet.
+fn start_rebind(h: &mut Harness, path: PathId) {
+    settle(h);
+    h.client.start_rebind(path, Reason::PlannedSwitch, h.now);
+}
+
 /// Starts a planned rebind to `path` (after the minimum switch interval) and runs it to the end
 /// (INIT, RESP, PATH_CONFIRM, PATH_RESPONSE).
 fn rebind(h: &mut Harness, path: PathId) {
-    settle(h);
-    h.client.start_rebind(path, Reason::PlannedSwitch, h.now);
+    start_rebind(h, path);
     h.pump();
+}
+
+/// Starts a planned rebind to [`NEW_PATH`] and returns its REATTACH_INIT, not yet delivered.
+fn first_init(h: &mut Harness) -> Vec<u8> {
+    start_rebind(h, NEW_PATH);
+    only(client_out(h)).1
+}
+
+/// The server session's bound path and epoch, as `(path, epoch)`.
+fn server_binding(h: &Harness) -> (Option<PathId>, u64) {
+    let (_, server) = h.server_session();
+    (server.bound_path(), server.epoch())
+}
+
+/// A server config for `keys` whose sessions are claimed in `store`.
+fn owned_server_config(
+    keys: &Keys,
+    store: &MemoryOwnershipStore,
+    clock: ClockAnchor,
+) -> ServerConfig {
+    let mut cfg = keys.server_config(clock, keys.client.public_key());
+    cfg.cluster.ownership = Some(Arc::new(store.clone()));
+    cfg
+}
+
+/// A client and a server whose sessions are claimed in `store`, not yet attached.
+fn harness_with_store(keys: &Keys, store: &MemoryOwnershipStore) -> Harness {
+    Harness::with_configs(
+        |clock| keys.client_config(clock, keys.server.public_key()),
+        |clock| owned_server_config(keys, store, clock),
+    )
 }
 
 #[test]
@@ -67,9 +105,7 @@ fn the_first_attach_delivers_a_resumption_grant() {
 #[test]
 fn a_rebind_on_a_new_path_commits_on_the_server_only_after_path_confirm() {
     let mut h = Harness::attached();
-    settle(&mut h);
-    h.client
-        .start_rebind(NEW_PATH, Reason::PlannedSwitch, h.now);
+    start_rebind(&mut h, NEW_PATH);
 
     let (path, mut init) = only(client_out(&mut h));
     assert_eq!(
@@ -172,10 +208,7 @@ fn frames_of_the_old_binding_are_dropped_and_counted_after_the_commit() {
 #[test]
 fn a_replayed_reattach_init_is_rejected_and_counted() {
     let mut h = Harness::attached();
-    settle(&mut h);
-    h.client
-        .start_rebind(NEW_PATH, Reason::PlannedSwitch, h.now);
-    let (_, init) = only(client_out(&mut h));
+    let init = first_init(&mut h);
     h.deliver_to_server_on(NEW_SERVER_PATH, &mut init.clone());
     h.pump();
     let dh_before = h.server.counters().reattach.wire.dh_started;
@@ -186,10 +219,7 @@ fn a_replayed_reattach_init_is_rejected_and_counted() {
     let before_commit = {
         // Replayed before the commit: the ephemeral filter stops it before any DH.
         let mut h = Harness::attached();
-        settle(&mut h);
-        h.client
-            .start_rebind(NEW_PATH, Reason::PlannedSwitch, h.now);
-        let (_, init) = only(client_out(&mut h));
+        let init = first_init(&mut h);
         h.deliver_to_server_on(NEW_SERVER_PATH, &mut init.clone());
         let dh = h.server.counters().reattach.wire.dh_started;
         let result = h.deliver_to_server_on(NEW_SERVER_PATH, &mut init.clone());
@@ -205,26 +235,18 @@ fn a_replayed_reattach_init_is_rejected_and_counted() {
     );
     assert_eq!(h.server.counters().reattach.wire.dh_started, dh_before);
     assert_eq!(h.server.counters().reattach.token_reused, 1);
-    let (_, server) = h.server_session();
-    assert_eq!(
-        (server.epoch(), server.bound_path()),
-        (2, Some(NEW_SERVER_PATH))
-    );
+    assert_eq!(server_binding(&h), (Some(NEW_SERVER_PATH), 2));
 }
 
 #[test]
 fn a_reused_token_is_rejected_after_a_commit() {
     let mut h = Harness::attached();
-    settle(&mut h);
-    h.client
-        .start_rebind(NEW_PATH, Reason::PlannedSwitch, h.now);
+    start_rebind(&mut h, NEW_PATH);
     let spent = h.client.last_token().expect("the attempt used a token");
     h.pump();
 
     h.client.force_next_token(spent);
-    settle(&mut h);
-    h.client
-        .start_rebind(CLIENT_PATH, Reason::PlannedSwitch, h.now);
+    start_rebind(&mut h, CLIENT_PATH);
     let (_, mut init) = only(client_out(&mut h));
     let result = h.deliver_to_server(&mut init);
 
@@ -240,9 +262,7 @@ fn a_reused_token_is_rejected_after_a_commit() {
 #[test]
 fn a_reattach_with_a_stale_counter_is_rejected() {
     let mut h = Harness::attached();
-    settle(&mut h);
-    h.client
-        .start_rebind(NEW_PATH, Reason::PlannedSwitch, h.now);
+    start_rebind(&mut h, NEW_PATH);
     let (_, mut first) = only(client_out(&mut h));
     h.now += retry();
     h.client.handle_timeout(h.now);
@@ -318,17 +338,9 @@ fn a_reattach_after_the_recovery_window_does_not_revive_the_session() {
 fn two_endpoints_sharing_one_ownership_store_bind_exactly_one_session() {
     let keys = Keys::new();
     let store = MemoryOwnershipStore::new();
-    let shared = |clock| {
-        let mut cfg = keys.server_config(clock, keys.client.public_key());
-        cfg.cluster.ownership = Some(Arc::new(store.clone()));
-        cfg
-    };
-    let mut h = Harness::with_configs(
-        |clock| keys.client_config(clock, keys.server.public_key()),
-        shared,
-    );
+    let mut h = harness_with_store(&keys, &store);
     // The twin draws the same randomness: it would create the very same session.
-    let mut twin = Endpoint::new(shared(h.clock), rng(20)).unwrap();
+    let mut twin = Endpoint::new(owned_server_config(&keys, &store, h.clock), rng(20)).unwrap();
     let (_, init) = only(client_out(&mut h));
 
     let first = h.deliver_to_server(&mut init.clone());
@@ -344,14 +356,7 @@ fn two_endpoints_sharing_one_ownership_store_bind_exactly_one_session() {
 fn a_reattach_whose_ownership_claim_loses_is_superseded_and_ends_both_sides() {
     let keys = Keys::new();
     let store = MemoryOwnershipStore::new();
-    let mut h = Harness::with_configs(
-        |clock| keys.client_config(clock, keys.server.public_key()),
-        |clock| {
-            let mut cfg = keys.server_config(clock, keys.client.public_key());
-            cfg.cluster.ownership = Some(Arc::new(store.clone()));
-            cfg
-        },
-    );
+    let mut h = harness_with_store(&keys, &store);
     h.pump();
     let sid = h.client.session_id().unwrap();
     // Another node takes the session over.
@@ -391,11 +396,7 @@ fn a_resume_handshake_on_another_path_no_longer_rebinds() {
 
     assert_eq!(result, EndpointInbound::Dropped(DropReason::WrongPath));
     assert_eq!(h.server.counters().resumes_refused, 1);
-    let (_, server) = h.server_session();
-    assert_eq!(
-        (server.bound_path(), server.epoch()),
-        (Some(SERVER_PATH), 1)
-    );
+    assert_eq!(server_binding(&h), (Some(SERVER_PATH), 1));
 }
 
 #[test]
@@ -420,10 +421,7 @@ fn a_rekey_after_a_reattach_keeps_the_binding_and_replenishes_tokens() {
 #[test]
 fn a_lost_reattach_resp_is_retried_and_succeeds() {
     let mut h = Harness::attached();
-    settle(&mut h);
-    h.client
-        .start_rebind(NEW_PATH, Reason::PlannedSwitch, h.now);
-    let (_, mut init) = only(client_out(&mut h));
+    let mut init = first_init(&mut h);
     h.deliver_to_server_on(NEW_SERVER_PATH, &mut init);
     let lost = server_out(&mut h);
 
@@ -432,21 +430,14 @@ fn a_lost_reattach_resp_is_retried_and_succeeds() {
     assert_eq!(lost.len(), 1);
     assert_eq!(h.server.counters().reattach.accepted, 2);
     assert_eq!(h.client.bound_path(), Some(NEW_PATH));
-    let (_, server) = h.server_session();
-    assert_eq!(
-        (server.bound_path(), server.epoch()),
-        (Some(NEW_SERVER_PATH), 2)
-    );
+    assert_eq!(server_binding(&h), (Some(NEW_SERVER_PATH), 2));
     h.assert_no_violations();
 }
 
 #[test]
 fn a_lost_path_confirm_is_resent_until_the_server_commits() {
     let mut h = Harness::attached();
-    settle(&mut h);
-    h.client
-        .start_rebind(NEW_PATH, Reason::PlannedSwitch, h.now);
-    let (_, mut init) = only(client_out(&mut h));
+    let mut init = first_init(&mut h);
     h.deliver_to_server_on(NEW_SERVER_PATH, &mut init);
     let (_, mut resp) = only(server_out(&mut h));
     h.deliver_to_client_on(NEW_PATH, &mut resp);
@@ -455,11 +446,7 @@ fn a_lost_path_confirm_is_resent_until_the_server_commits() {
     h.advance(retry());
 
     assert_eq!(lost_confirm.len(), 1);
-    let (_, server) = h.server_session();
-    assert_eq!(
-        (server.bound_path(), server.epoch()),
-        (Some(NEW_SERVER_PATH), 2)
-    );
+    assert_eq!(server_binding(&h), (Some(NEW_SERVER_PATH), 2));
     h.assert_no_violations();
 }
 
