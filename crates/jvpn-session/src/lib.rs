@@ -56,8 +56,8 @@ pub use policy::{Policy, PolicyError};
 pub use prober::{LOSS_WINDOW, PathKind, PathState, PathStats, Prober};
 pub use reason::Reason;
 pub use score::{
-    LATENCY_BUCKET_MS, LOSS_BUCKET_PERCENT, Score, ScoreClass, better_by_margin, score,
-    within_margin,
+    LATENCY_BUCKET_MS, LOSS_BUCKET_PERCENT, PREFERENCE_SLACK_BUCKETS, Score, ScoreClass,
+    better_by_margin, score, within_margin,
 };
 pub use session::{
     DropCounts, DropReason, Event, Inbound, PathReport, Role, SendError, Session, SessionStats,

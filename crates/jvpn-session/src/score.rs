@@ -24,8 +24,9 @@
 //!   with a lower loss bucket; or with the same loss bucket and a latency cost `c` that is
 //!   strictly lower than the current path's `k` **and** `c ≤ k × (1 − h/100)`.
 //! - [`within_margin`]: the candidate is in the same or a better class, its loss bucket is not
-//!   higher, and (in the same class and loss bucket) `c ≤ k × (1 + h/100)`: "no worse than the
-//!   current path by more than the margin".
+//!   higher, and (in the same class and loss bucket) `c ≤ k × (1 + h/100) +`
+//!   [`PREFERENCE_SLACK_BUCKETS`]: "no worse than the current path by more than the margin and
+//!   20 ms".
 //!
 //! A planned switch to a *less or equally preferred* path needs [`better_by_margin`]; a switch
 //! back *up* to a more preferred path needs only [`within_margin`]. Because
@@ -43,6 +44,12 @@ use crate::{PathState, PathStats, Policy};
 pub const LOSS_BUCKET_PERCENT: u32 = 10;
 /// Width of one latency bucket (`SRTT + 4 × jitter`), in milliseconds.
 pub const LATENCY_BUCKET_MS: u32 = 10;
+/// Latency buckets a more preferred path may cost beyond the margin and still be taken back
+/// ([`within_margin`]): the user's order outweighs 20 ms. A path that just came back has few
+/// RTT samples (standbys are probed once per standby period) and a jitter estimate that is
+/// still high, so without this slack a returning preferred path loses to a settled one for
+/// many probe periods on a loaded machine.
+pub const PREFERENCE_SLACK_BUCKETS: u64 = 2;
 
 /// How usable a path is, worst first (so that the derived order puts better classes higher).
 #[non_exhaustive]
@@ -154,7 +161,7 @@ pub fn within_margin(candidate: &Score, current: &Score, hysteresis_percent: u32
         u64::from(current.latency_bucket.0),
     );
     let h = u64::from(hysteresis_percent.min(100));
-    c * 100 <= k * (100 + h)
+    c * 100 <= k * (100 + h) + PREFERENCE_SLACK_BUCKETS * 100
 }
 
 #[cfg(test)]

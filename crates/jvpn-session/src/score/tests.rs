@@ -144,10 +144,11 @@ fn equal_paths_are_never_better_by_margin_even_with_zero_hysteresis() {
 }
 
 #[test]
-fn within_margin_accepts_a_path_up_to_the_margin_worse() {
+fn within_margin_accepts_a_path_up_to_the_margin_and_the_preference_slack_worse() {
+    // 100 ms is bucket 10: the margin allows bucket 12, the slack two more.
     let current = scored(&alive(100, 0, 0), 2);
-    let a_bit_worse = scored(&alive(120, 0, 0), 0);
-    let too_much_worse = scored(&alive(130, 0, 0), 0);
+    let a_bit_worse = scored(&alive(140, 0, 0), 0);
+    let too_much_worse = scored(&alive(150, 0, 0), 0);
 
     assert!(within_margin(&a_bit_worse, &current, 20));
     assert!(!within_margin(&too_much_worse, &current, 20));
@@ -188,4 +189,14 @@ proptest! {
     fn scoring_is_deterministic(stats in arbitrary_stats(), rank in 0u8..8) {
         prop_assert_eq!(scored(&stats, rank), scored(&stats.clone(), rank));
     }
+}
+
+#[test]
+fn within_margin_takes_back_a_preferred_path_up_to_20_ms_slower_than_a_fast_current_one() {
+    let current = scored(&alive(5, 0, 0), 2);
+    let returning = scored(&alive(25, 0, 0), 0);
+    let much_slower = scored(&alive(35, 0, 0), 0);
+
+    assert!(within_margin(&returning, &current, 20));
+    assert!(!within_margin(&much_slower, &current, 20));
 }
