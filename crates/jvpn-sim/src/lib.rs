@@ -30,6 +30,7 @@
 //! ```
 
 pub mod adapters;
+pub mod cluster;
 pub mod impair;
 mod network;
 mod node;

@@ -17,6 +17,7 @@ pub struct ClientNode {
     inbox: Vec<Vec<u8>>,
     events: Vec<Event>,
     history: History,
+    last_inbound: Option<Inbound>,
 }
 
 impl ClientNode {
@@ -30,6 +31,7 @@ impl ClientNode {
             inbox: Vec::new(),
             events: Vec::new(),
             history: History::default(),
+            last_inbound: None,
         };
         node.drain_events();
         node
@@ -76,6 +78,13 @@ impl ClientNode {
         &self.history
     }
 
+    /// What the session made of the last datagram delivered to it (for checks on tagged,
+    /// e.g. attacker-injected, frames).
+    #[must_use]
+    pub fn last_inbound(&self) -> Option<&Inbound> {
+        self.last_inbound.as_ref()
+    }
+
     fn drain_events(&mut self) {
         while let Some(event) = self.session.poll_event() {
             if let Event::Transition(record) = &event {
@@ -89,11 +98,12 @@ impl ClientNode {
 impl Node for ClientNode {
     fn handle_datagram(&mut self, from_link: LinkId, data: &mut [u8], now: Instant) {
         let inbound = self.session.handle_datagram(path_of(from_link), data, now);
-        if let Inbound::Inner(range) = inbound
-            && let Some(inner) = data.get(range)
+        if let Inbound::Inner(range) = &inbound
+            && let Some(inner) = data.get(range.clone())
         {
             self.inbox.push(inner.to_vec());
         }
+        self.last_inbound = Some(inbound);
         self.drain_events();
     }
 

@@ -21,6 +21,7 @@ pub struct ServerNode {
     events: Vec<(SessionHandle, Event)>,
     histories: BTreeMap<SessionHandle, History>,
     fed: BTreeMap<SessionHandle, u32>,
+    last_inbound: Option<EndpointInbound>,
 }
 
 impl ServerNode {
@@ -35,6 +36,7 @@ impl ServerNode {
             events: Vec::new(),
             histories: BTreeMap::new(),
             fed: BTreeMap::new(),
+            last_inbound: None,
         }
     }
 
@@ -86,6 +88,13 @@ impl ServerNode {
         self.fed.get(&session).copied().unwrap_or(0)
     }
 
+    /// What the endpoint made of the last datagram delivered to it (for checks on tagged,
+    /// e.g. attacker-injected, frames).
+    #[must_use]
+    pub fn last_inbound(&self) -> Option<&EndpointInbound> {
+        self.last_inbound.as_ref()
+    }
+
     fn drain_events(&mut self) {
         while let Some((handle, event)) = self.endpoint.poll_event() {
             if let Event::Transition(record) = &event {
@@ -111,11 +120,12 @@ impl ServerNode {
 impl Node for ServerNode {
     fn handle_datagram(&mut self, from_link: LinkId, data: &mut [u8], now: Instant) {
         let inbound = self.endpoint.handle_datagram(path_of(from_link), data, now);
-        if let EndpointInbound::Inner { session, range } = inbound
-            && let Some(inner) = data.get(range)
+        if let EndpointInbound::Inner { session, range } = &inbound
+            && let Some(inner) = data.get(range.clone())
         {
-            self.inbox.push((session, inner.to_vec()));
+            self.inbox.push((*session, inner.to_vec()));
         }
+        self.last_inbound = Some(inbound);
         self.drain_events();
     }
 

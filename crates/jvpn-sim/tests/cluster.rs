@@ -1,0 +1,122 @@
+//! The cluster simulation: a multipath client, one or two server nodes sharing an ownership
+//! store and a token key, impaired paths, clock skew and a replaying, forging attacker, over
+//! many seeds; every invariant checked after every step (see `jvpn_sim::cluster`).
+//!
+//! - CI: `cargo test -p jvpn-sim --test cluster` runs `JVPN_SIM_SEEDS` seeds (default
+//!   10,000) from `JVPN_SIM_SEED` (default 0, so CI is reproducible).
+//! - Replay one seed: `JVPN_SIM_SEED=<n> JVPN_SIM_SEEDS=1 cargo test -p jvpn-sim --test cluster`.
+//! - Long hunt: `JVPN_SIM_SEED=$RANDOM JVPN_SIM_SEEDS=1000000 cargo test -p jvpn-sim --release
+//!   --test cluster -- --nocapture`.
+
+use std::time::Instant;
+
+use jvpn_sim::cluster::{self, CI_SEEDS, RunReport};
+use jvpn_sim::{SEED_ENV, SEEDS_ENV, Seed, base_instant};
+
+fn seeds() -> (Seed, u64) {
+    let base = std::env::var(SEED_ENV)
+        .ok()
+        .map(|v| v.trim().parse::<Seed>().expect("JVPN_SIM_SEED is a u64"))
+        .unwrap_or(Seed(0));
+    let count = std::env::var(SEEDS_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(CI_SEEDS)
+        .max(1);
+    (base, count)
+}
+
+/// The seeds are split between two tests so that the two cores of CI run them in parallel.
+#[test]
+fn the_first_half_of_the_seeds_keeps_one_binding_and_accepts_no_replay_or_forgery() {
+    let (base, count) = seeds();
+    run_seeds(base, count.div_ceil(2));
+}
+
+#[test]
+fn the_second_half_of_the_seeds_keeps_one_binding_and_accepts_no_replay_or_forgery() {
+    let (base, count) = seeds();
+    let first = count.div_ceil(2);
+    if count > first {
+        run_seeds(base.nth(first), count - first);
+    }
+}
+
+#[expect(clippy::print_stdout, reason = "the seed count, time and figures are the test's report")]
+fn run_seeds(base: Seed, count: u64) {
+    let started = wall_clock();
+    let mut totals = Totals::default();
+    for n in 0..count {
+        let seed = base.nth(n);
+        match cluster::run(seed, base_instant()) {
+            Ok(report) => totals.add(&report),
+            Err(failure) => panic!("{failure}"),
+        }
+    }
+    println!(
+        "jvpn-sim cluster: {count} seeds from {base}: 0 violations in {:?}; {totals:?}",
+        started.elapsed()
+    );
+    assert_eq!(totals.runs, count);
+}
+
+#[test]
+fn the_same_seed_gives_the_same_trace_hash_twice() {
+    let (base, _) = seeds();
+    for n in 0..20 {
+        let seed = base.nth(n);
+        let first = cluster::run(seed, base_instant()).unwrap_or_else(|f| panic!("{f}"));
+        let second = cluster::run(seed, base_instant()).unwrap_or_else(|f| panic!("{f}"));
+
+        assert_eq!(first, second, "seed {seed}");
+    }
+}
+
+#[test]
+fn different_seeds_give_different_trace_hashes() {
+    let a = cluster::run(Seed(1), base_instant()).unwrap_or_else(|f| panic!("{f}"));
+    let b = cluster::run(Seed(2), base_instant()).unwrap_or_else(|f| panic!("{f}"));
+
+    assert_ne!(a.trace, b.trace);
+}
+
+#[derive(Debug, Default)]
+struct Totals {
+    runs: u64,
+    steps: u64,
+    terminated: u64,
+    rebound: u64,
+    reattach_accepted: u64,
+    reattach_replays_refused: u64,
+    injected: u64,
+    forged: u64,
+    released: u64,
+    reattach_replays_delivered: u64,
+    relayed_reattach_accepted: u64,
+    cross_node_handshake_sessions: u64,
+    relayed_handshake_accepted: u64,
+}
+
+impl Totals {
+    fn add(&mut self, r: &RunReport) {
+        self.runs += 1;
+        self.steps += r.steps;
+        self.terminated += u64::from(r.final_state.is_terminated());
+        self.rebound += u64::from(r.epoch > 0);
+        self.reattach_accepted += r.reattach_accepted;
+        self.reattach_replays_refused += r.reattach_replays_refused;
+        self.injected += r.attack.injected;
+        self.forged += r.attack.forged;
+        self.released += r.attack.released;
+        self.reattach_replays_delivered += r.attack.reattach_replays_delivered;
+        self.relayed_reattach_accepted += r.attack.relayed_reattach_accepted;
+        self.cross_node_handshake_sessions += r.attack.cross_node_handshake_sessions;
+        self.relayed_handshake_accepted += r.attack.relayed_handshake_accepted;
+    }
+}
+
+/// Wall time only to print how long the seeds took; no assertion depends on it.
+#[expect(clippy::disallowed_methods, reason = "reporting only, never asserted")]
+fn wall_clock() -> Instant {
+    Instant::now()
+}
