@@ -383,7 +383,12 @@ impl ServerDriver {
             tracing::debug!(?remote, "path table full; datagram dropped");
             return;
         };
-        match self.endpoint.handle_datagram(path, buf, clock::now()) {
+        // The cookie defence binds cookies and per-source buckets to the remote address.
+        let source = source_bytes(remote.addr);
+        match self
+            .endpoint
+            .handle_datagram_from(path, &source, buf, clock::now())
+        {
             EndpointInbound::Inner { session, range } => {
                 let Some(peer) = self.endpoint.session(session).map(|s| *s.peer_static()) else {
                     return;
@@ -562,4 +567,14 @@ impl ServerDriver {
             let _ = self.events.send((handle, event));
         }
     }
+}
+
+/// The remote's address as opaque bytes for the endpoint's cookie defence: IP then port.
+fn source_bytes(addr: std::net::SocketAddr) -> Vec<u8> {
+    let mut out = match addr.ip() {
+        std::net::IpAddr::V4(ip) => ip.octets().to_vec(),
+        std::net::IpAddr::V6(ip) => ip.octets().to_vec(),
+    };
+    out.extend_from_slice(&addr.port().to_be_bytes());
+    out
 }

@@ -47,7 +47,9 @@ pub use clock::ClockAnchor;
 pub use config::{
     ClientConfig, ClusterConfig, ConfigError, ConnectError, PeerConfig, ServerConfig, SessionRng,
 };
-pub use endpoint::{Endpoint, EndpointCounters, EndpointInbound, ReattachStats, SessionHandle};
+pub use endpoint::{
+    DosLimits, DosStats, Endpoint, EndpointCounters, EndpointInbound, ReattachStats, SessionHandle,
+};
 pub use invariants::Violation;
 pub use machine::{Binding, IdentityChanged, IllegalTransition, StateMachine, TransitionCtx};
 pub use ownership::{MemoryOwnershipStore, NodeId, OwnershipError, OwnershipStore, Version};

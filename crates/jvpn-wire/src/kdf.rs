@@ -8,9 +8,9 @@ use crate::keys::{Psk, PublicKey, ResumptionSecret, SessionId, TokenKey};
 
 /// MAC1 key: `derive_key(MAC1, receiver's static public key)`.
 pub const MAC1: &str = "jvpn 2026-11-23 mac1 v1";
-/// Reserved: key of the server's rotating cookie secret (MAC2 / cookie reply, hardening issue).
+/// MAC2 key: `derive_key(COOKIE, cookie)` (the cookie is keyed by the server's rotating secret).
 pub const COOKIE: &str = "jvpn 2026-11-23 cookie v1";
-/// Reserved: key that encrypts the cookie inside COOKIE_REPLY (hardening issue).
+/// Key that encrypts the cookie inside COOKIE_REPLY: `derive_key(COOKIE_BOX, server static public key)`.
 pub const COOKIE_BOX: &str = "jvpn 2026-11-23 cookie box v1";
 /// Per-session resumption PSK for REATTACH_INIT: see [`resumption_psk`].
 pub const RESUMPTION_PSK: &str = "jvpn 2026-11-23 resumption psk v1";
@@ -43,7 +43,7 @@ pub fn mac1(key: &[u8; 32], covered: &[u8]) -> [u8; MAC_LEN] {
 }
 
 /// Writes the MAC trailer of a handshake frame in place: MAC1 over every byte before `mac1_at`,
-/// then an all-zero MAC2 (version 1 has no cookie) to the end of `frame`.
+/// then an all-zero MAC2 (the caller stamps a cookie MAC2 afterwards if it holds one) to the end of `frame`.
 pub(crate) fn stamp_macs(key: &[u8; 32], frame: &mut [u8], mac1_at: usize) {
     let mac1 = mac1(key, &frame[..mac1_at]);
     frame[mac1_at..mac1_at + MAC_LEN].copy_from_slice(&mac1);

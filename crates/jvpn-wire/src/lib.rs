@@ -9,6 +9,7 @@
 //!   ([`reattach`], [`token`]);
 //! - seals and opens DATA / CONTROL frames with AES-256-GCM, counter nonces, the header as
 //!   associated data and an RFC 6479 anti-replay window ([`data`], [`replay`]);
+//! - the cookie defence: a rotating cookie secret, MAC2 checks and COOKIE_REPLY ([`cookie`]);
 //! - derives every non-Noise key with BLAKE3 `derive_key`, one context per purpose ([`kdf`]);
 //! - holds keys that zeroize on drop and never print ([`keys`]).
 //!
@@ -18,6 +19,7 @@
 //! exact-replay filter on the reattach ephemeral). `docs/protocol.md` specifies every byte.
 
 pub mod control;
+pub mod cookie;
 pub mod data;
 pub mod error;
 pub mod frame;
@@ -30,6 +32,7 @@ pub mod replay;
 pub mod token;
 
 pub use control::ControlMessage;
+pub use cookie::{COOKIE_ROTATION, Cookie, CookieChecker, CookieError};
 pub use data::{
     DataKeys, REJECT_AFTER, REJECT_AFTER_MESSAGES, REKEY_AFTER, REKEY_AFTER_MESSAGES, RecvKey,
     SendKey,

@@ -432,7 +432,8 @@ fn any_flipped_bit_of_a_reattach_init_is_dropped_before_any_diffie_hellman() {
     let mut responder = ReattachResponder::new(world.server.clone());
     let (_, msg1) = world.msg1();
 
-    for at in 0..REATTACH_INIT_LEN {
+    // MAC2 (the last 16 bytes) is checked by the caller's cookie layer, under load only.
+    for at in 0..REATTACH_INIT_LEN - 16 {
         let mut forged = msg1.clone();
         forged[at] ^= 0x01;
 

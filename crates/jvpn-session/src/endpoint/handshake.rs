@@ -9,6 +9,9 @@ use jvpn_wire::{
 };
 use zeroize::Zeroizing;
 
+use jvpn_wire::cookie::request_mac1;
+
+use super::dos::Gate;
 use super::{Endpoint, EndpointInbound, SessionHandle};
 use crate::session::Accepted;
 use crate::session::record::ResumptionRecord;
@@ -18,14 +21,34 @@ use crate::{DropReason, PathId, Reason, Session};
 const INDEX_TRIES: usize = 16;
 
 impl Endpoint {
-    /// Order: MAC1 and Noise (inside `Responder::read_init`, MAC1 before any DH), known peer,
-    /// payload, freshness (timestamp), then the session decision.
+    /// Order: shape and MAC1 (no DH), the exact-replay filter, the DoS gate (under load: MAC2
+    /// or a cookie reply, then the source's bucket), Noise, known peer, payload, freshness
+    /// (timestamp), then the session decision.
     pub(super) fn handle_init(
         &mut self,
         path: PathId,
+        source: &[u8],
         buf: &[u8],
         now: Instant,
     ) -> EndpointInbound {
+        if let Err(err) = self.responder.check_init(buf) {
+            return self.drop_here(init_drop(err));
+        }
+        let Some(mac1) = request_mac1(buf) else {
+            return self.drop_here(DropReason::Malformed);
+        };
+        if self
+            .init_replays
+            .check_and_insert(mac1, now, &self.dos_limits)
+        {
+            self.counters.dos.init_replays += 1;
+            return self.drop_here(DropReason::HandshakeReplay);
+        }
+        match self.dh_gate(path, source, buf, now) {
+            Gate::Proceed => {}
+            Gate::Cookie => return EndpointInbound::Consumed,
+            Gate::RateLimited => return self.drop_here(DropReason::RateLimited),
+        }
         let mut payload = [0u8; MAX_HANDSHAKE_PAYLOAD];
         let incoming =
             match self

@@ -1,10 +1,13 @@
 //! The server side: answers handshakes, demultiplexes datagrams by receiver index, owns
 //! many sessions.
 
+mod dos;
 mod handshake;
 mod reattach;
 
-use std::collections::{BTreeMap, BTreeSet};
+pub use dos::{DosLimits, DosStats};
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 use std::ops::{Bound, Range};
 use std::sync::Arc;
@@ -12,8 +15,8 @@ use std::time::Instant;
 
 use jvpn_wire::frame::DataPacket;
 use jvpn_wire::{
-    MessageType, Psk, PublicKey, ReattachCounters, ReattachResponder, Responder, SessionId,
-    TokenKey, peek_type,
+    CookieChecker, MessageType, Psk, PublicKey, ReattachCounters, ReattachResponder, Responder,
+    SessionId, TokenKey, peek_type,
 };
 
 use crate::session::keys::KeyLimits;
@@ -81,6 +84,8 @@ pub struct EndpointCounters {
     pub reattach: ReattachStats,
     /// Datagrams dropped before reaching a session, by reason.
     pub drops: DropCounts,
+    /// The DoS defences: replays, cookie replies, rate limits, pending reattaches.
+    pub dos: DosStats,
 }
 
 /// What the endpoint counted of REATTACH_INITs, by the step that decided (docs/protocol.md
@@ -204,6 +209,15 @@ pub struct Endpoint {
     limits: KeyLimits,
     /// Violations of sessions already removed.
     reaped_violations: u64,
+    dos_limits: DosLimits,
+    /// Created at the first use (it needs `now`).
+    cookie: Option<CookieChecker>,
+    load: dos::LoadMeter,
+    buckets: dos::SourceBuckets,
+    init_replays: dos::InitReplayFilter,
+    cookie_out: VecDeque<(PathId, Vec<u8>)>,
+    /// Sessions holding a pending reattach, and when it expires.
+    pending_reattaches: BTreeMap<SessionHandle, Instant>,
 }
 
 impl fmt::Debug for Endpoint {
@@ -265,6 +279,13 @@ impl Endpoint {
             counters: EndpointCounters::default(),
             limits: KeyLimits::default(),
             reaped_violations: 0,
+            dos_limits: DosLimits::default(),
+            cookie: None,
+            load: dos::LoadMeter::default(),
+            buckets: dos::SourceBuckets::default(),
+            init_replays: dos::InitReplayFilter::default(),
+            cookie_out: VecDeque::new(),
+            pending_reattaches: BTreeMap::new(),
         })
     }
 
@@ -273,17 +294,42 @@ impl Endpoint {
         self.responder.public_key()
     }
 
-    /// Processes one received datagram, decrypting it in place.
+    /// The limits of the DoS defences (see [`DosLimits`] for the defaults).
+    pub fn set_dos_limits(&mut self, limits: DosLimits) {
+        self.dos_limits = limits;
+    }
+
+    /// The limits of the DoS defences in force.
+    pub fn dos_limits(&self) -> &DosLimits {
+        &self.dos_limits
+    }
+
+    /// Processes one received datagram, decrypting it in place. The source the cookie defence
+    /// binds to is the path id itself; a runtime that knows the remote address calls
+    /// [`handle_datagram_from`](Self::handle_datagram_from) instead.
     pub fn handle_datagram(
         &mut self,
         path: PathId,
         buf: &mut [u8],
         now: Instant,
     ) -> EndpointInbound {
+        self.handle_datagram_from(path, &path.0.to_be_bytes(), buf, now)
+    }
+
+    /// Processes one received datagram from `source` (opaque bytes naming the remote address,
+    /// e.g. the socket address as the runtime sees it): the cookie of a COOKIE_REPLY and the
+    /// per-source token bucket are keyed by it (docs/protocol.md §5).
+    pub fn handle_datagram_from(
+        &mut self,
+        path: PathId,
+        source: &[u8],
+        buf: &mut [u8],
+        now: Instant,
+    ) -> EndpointInbound {
         let result = match peek_type(buf) {
             Err(_) => EndpointInbound::Dropped(DropReason::Malformed),
-            Ok(MessageType::HandshakeInit) => self.handle_init(path, buf, now),
-            Ok(MessageType::ReattachInit) => self.handle_reattach(path, buf, now),
+            Ok(MessageType::HandshakeInit) => self.handle_init(path, source, buf, now),
+            Ok(MessageType::ReattachInit) => self.handle_reattach(path, source, buf, now),
             Ok(MessageType::Data | MessageType::Control) => self.handle_sealed(path, buf, now),
             Ok(_) => EndpointInbound::Dropped(DropReason::UnexpectedHandshake),
         };
@@ -369,6 +415,14 @@ impl Endpoint {
     /// Writes the next datagram to send into `buf`. Sessions take turns (round robin in
     /// handle order), so one busy session cannot starve the others.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
+        if let Some((path, reply)) = self.cookie_out.pop_front() {
+            buf.clear();
+            buf.extend_from_slice(&reply);
+            return Some(Transmit {
+                path,
+                len: reply.len(),
+            });
+        }
         loop {
             let after = self.registry.tx_cursor;
             let next = match after {
@@ -449,6 +503,7 @@ impl Endpoint {
 
     /// Runs every session's timers that are due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.expire_pending(now);
         for (&handle, session) in &mut self.sessions {
             if session.poll_timeout().is_some_and(|at| at <= now) {
                 session.handle_timeout(now);

@@ -10,6 +10,7 @@ use jvpn_wire::{
     TOKEN_LEN,
 };
 
+use super::dos::Gate;
 use super::{Endpoint, EndpointInbound};
 use crate::session::keys::ActiveKeys;
 use crate::session::record::{Pending, TokenRefusal};
@@ -17,11 +18,13 @@ use crate::session::transport_name;
 use crate::{DropReason, OwnershipError, PathId, Reason};
 
 impl Endpoint {
-    /// parse → MAC1 → token (expiry, floor, batch) → exact-replay filter → record → Noise
+    /// parse → MAC1 → token (expiry, floor, batch) → exact-replay filter → record → pending
+    /// cap → DoS gate (under load: MAC2 or a cookie reply, then the source's bucket) → Noise
     /// (PoP) → counter → clock window → policy → ownership CAS → REATTACH_RESP.
     pub(super) fn handle_reattach(
         &mut self,
         path: PathId,
+        source: &[u8],
         buf: &[u8],
         now: Instant,
     ) -> EndpointInbound {
@@ -74,6 +77,17 @@ impl Endpoint {
         if record.seen(&ephemeral, now, window.saturating_mul(2)) {
             self.counters.reattach.replays += 1;
             return self.drop_here(DropReason::ReattachReplay);
+        }
+        // Bounded half-open state: a session holds at most one pending reattach (a newer one
+        // replaces it) and the endpoint at most `max_pending_reattaches`.
+        if !self.pending_slot_available(handle, now) {
+            self.counters.dos.pending_cap += 1;
+            return self.drop_here(DropReason::RateLimited);
+        }
+        match self.dh_gate(path, source, buf, now) {
+            Gate::Proceed => {}
+            Gate::Cookie => return EndpointInbound::Consumed,
+            Gate::RateLimited => return self.drop_here(DropReason::RateLimited),
         }
         let incoming =
             match self
@@ -180,6 +194,8 @@ impl Endpoint {
                 };
                 session.stage_reattach(pending, frame);
                 self.registry.index.insert(local_index, handle);
+                let expiry = now + self.dos_limits.pending_reattach_ttl;
+                self.pending_reattaches.insert(handle, expiry);
             }
             other => {
                 match other {

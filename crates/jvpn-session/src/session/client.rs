@@ -10,6 +10,7 @@ use jvpn_wire::{
     RespPayload, ResumptionGrant, StaticSecret,
 };
 
+use super::cookie::CookieJar;
 use super::keys::ActiveKeys;
 use super::reattach::ClientReattach;
 use super::{DropReason, Event, Inbound, RoleState, Session};
@@ -27,6 +28,8 @@ pub(crate) struct ClientRole {
     pub(super) rng: Box<dyn SessionRng>,
     /// Grant, tokens, counter and the attempt in flight of the authenticated reattach.
     pub(super) reattach: ClientReattach,
+    /// The cookie-defence cookie (MAC2 of the next initiations).
+    pub(super) cookies: CookieJar,
     /// The initiation in flight, if any (BIRTH, rekey or resume).
     pending: Option<InitiatorHandshake>,
     /// Timestamps must strictly increase per client key (the server's replay guard), even if
@@ -54,6 +57,7 @@ impl ClientRole {
             pending: None,
             last_unix_nanos: 0,
             reattach: ClientReattach::default(),
+            cookies: CookieJar::default(),
         }
     }
 
@@ -112,7 +116,8 @@ impl Session {
         let keys = &self.keys;
         // Keep the retry armed even if building fails: the next attempt may succeed.
         self.timers.set(TimerKind::HandshakeRetry, retry_at);
-        let frame = client.initiation(unix_nanos, resume, |i| keys.slot_for(i).is_some())?;
+        let mut frame = client.initiation(unix_nanos, resume, |i| keys.slot_for(i).is_some())?;
+        client.cookies.stamp(&mut frame, now);
         self.handshake_out.push_back((self.path, frame));
         self.stats.handshake_messages_sent = self.stats.handshake_messages_sent.saturating_add(1);
         Ok(())

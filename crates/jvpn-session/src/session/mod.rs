@@ -1,6 +1,7 @@
 //! One session (client or server role) in the sans-IO grammar.
 
 mod client;
+mod cookie;
 mod datapath;
 pub(crate) mod keys;
 mod multipath;
@@ -286,6 +287,7 @@ impl Session {
             Err(_) => Inbound::Dropped(DropReason::Malformed),
             Ok(MessageType::HandshakeResp) => self.handle_resp(path, buf, now),
             Ok(MessageType::ReattachResp) => self.handle_reattach_resp(path, buf, now),
+            Ok(MessageType::CookieReply) => self.handle_cookie_reply(buf, now),
             Ok(MessageType::Data | MessageType::Control) => self.handle_sealed(path, buf, now),
             Ok(_) => Inbound::Dropped(DropReason::UnexpectedHandshake),
         };

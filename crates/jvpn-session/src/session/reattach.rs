@@ -204,6 +204,7 @@ impl Session {
         {
             return;
         }
+        client.cookies.stamp(&mut frame, now);
         client.reattach.attempt = Some(Attempt {
             initiator,
             path,

@@ -55,6 +55,10 @@ pub enum DropReason {
     UnknownSession,
     /// A handshake whose session the ownership store gave to another node (or refused).
     NotOwner,
+    /// Under load: a handshake or reattach with a valid MAC2 whose source used up its token
+    /// bucket, or a reattach refused because the cap on pending reattaches was reached. No
+    /// Diffie-Hellman was spent; the client retries later.
+    RateLimited,
 }
 
 impl DropReason {
@@ -80,10 +84,11 @@ impl DropReason {
         DropReason::ReattachReplay,
         DropReason::UnknownSession,
         DropReason::NotOwner,
+        DropReason::RateLimited,
     ];
 
     /// Number of reasons.
-    pub const COUNT: usize = 20;
+    pub const COUNT: usize = 21;
 
     /// The metrics spelling (`snake_case`).
     pub const fn as_str(self) -> &'static str {
@@ -108,6 +113,7 @@ impl DropReason {
             DropReason::ReattachReplay => "reattach_replay",
             DropReason::UnknownSession => "unknown_session",
             DropReason::NotOwner => "not_owner",
+            DropReason::RateLimited => "rate_limited",
         }
     }
 }

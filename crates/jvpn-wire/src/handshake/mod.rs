@@ -298,8 +298,26 @@ impl Responder {
         self.counters
     }
 
-    /// Processes a HANDSHAKE_INIT. Order: frame shape, MAC1 in constant time, MAC2 (must be zero in
-    /// this version), and only then Noise
+    /// Frame shape and MAC1 of a HANDSHAKE_INIT, no Diffie-Hellman: what a caller runs before
+    /// deciding (under load) whether the initiation deserves a DH or a cookie reply. Failures
+    /// are counted (`malformed`, `mac1_rejected`); a frame that passes here passes the same
+    /// steps of [`read_init`](Self::read_init), which are not counted twice.
+    pub fn check_init(&mut self, frame: &[u8]) -> Result<(), HandshakeError> {
+        let packet = match HandshakeInitPacket::new_checked(frame) {
+            Ok(packet) => packet,
+            Err(err) => {
+                self.counters.malformed += 1;
+                return Err(err.into());
+            }
+        };
+        if !mac1_matches(&self.mac1_in, packet.mac1_covered(), &packet.mac1()) {
+            self.counters.mac1_rejected += 1;
+            return Err(HandshakeError::Mac1Invalid);
+        }
+        Ok(())
+    }
+
+    /// Processes a HANDSHAKE_INIT. Order: frame shape, MAC1 in constant time, and only then Noise
     /// (the only step that costs Diffie-Hellman). On success the initiator's static key is known
     /// and authenticated by `ss`; the caller looks up the peer (and its PSK) before answering with
     /// [`IncomingInit::write_resp`]. `rng` seeds the ephemeral key of the response.
@@ -321,12 +339,8 @@ impl Responder {
             self.counters.mac1_rejected += 1;
             return Err(HandshakeError::Mac1Invalid);
         }
-        // Version 1 has no cookie yet, so MAC2 must be all zeros; any other value is not a
-        // frame this version sends. The cookie issue replaces this with the MAC2 check.
-        if packet.mac2() != [0; MAC_LEN] {
-            self.counters.malformed += 1;
-            return Err(HandshakeError::Mac2Invalid);
-        }
+        // MAC2 is the caller's business: it is checked (with `cookie::CookieChecker`) only
+        // under load, before this call (docs/protocol.md §5).
         let needed = packet.payload_len();
         let payload_out = payload_out
             .get_mut(..needed)

@@ -138,7 +138,8 @@ impl ReattachResponder {
         }
     }
 
-    /// Step b: MAC1 in constant time (no DH), then MAC2 all zeros (no cookie mechanism yet).
+    /// Step b: MAC1 in constant time (no DH). MAC2 is the caller's business (checked with
+    /// `cookie::CookieChecker` under load only, docs/protocol.md §5).
     pub fn verify_mac1<'a>(
         &mut self,
         view: &ReattachInitView<'a>,
@@ -147,10 +148,6 @@ impl ReattachResponder {
         if !mac1_matches(&self.mac1_in, packet.mac1_covered(), &packet.mac1()) {
             self.counters.mac1_rejected += 1;
             return Err(ReattachError::Mac1Invalid);
-        }
-        if packet.mac2() != [0; MAC_LEN] {
-            self.counters.malformed += 1;
-            return Err(ReattachError::Mac2Invalid);
         }
         Ok(Mac1Verified { view: *view })
     }
