@@ -14,7 +14,7 @@ secs="${1:-300}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(frames handshake_responder reattach_responder open session_events)
+    targets=(frames handshake_responder reattach_responder open session_events session_multipath wss_input)
 fi
 
 toolchain=()

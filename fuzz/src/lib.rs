@@ -8,6 +8,8 @@
 //!
 //! This crate is test tooling: it may panic (an assertion failure IS the finding).
 
+pub mod session_world;
+
 use std::sync::OnceLock;
 
 use arbitrary::Arbitrary;

@@ -78,6 +78,8 @@
 
 mod config;
 mod error;
+#[doc(hidden)]
+pub mod fuzz;
 mod http;
 mod link;
 mod listener;

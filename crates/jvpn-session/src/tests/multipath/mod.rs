@@ -1,6 +1,7 @@
 //! Multipath client sessions: probing standbys, answering probes off the binding, the fast
 //! dead-path detector, switching back up, flapping, and the end of recovery.
 
+mod events_props;
 mod net;
 mod rebinding;
 
