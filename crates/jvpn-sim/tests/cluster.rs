@@ -42,7 +42,10 @@ fn the_second_half_of_the_seeds_keeps_one_binding_and_accepts_no_replay_or_forge
     }
 }
 
-#[expect(clippy::print_stdout, reason = "the seed count, time and figures are the test's report")]
+#[expect(
+    clippy::print_stdout,
+    reason = "the seed count, time and figures are the test's report"
+)]
 fn run_seeds(base: Seed, count: u64) {
     let started = wall_clock();
     let mut totals = Totals::default();
