@@ -1,7 +1,7 @@
 //! Not API: the listener's pre-auth input path on bytes, for `fuzz/` and the proptest mirror.
 //!
-//! The same code the listener runs after TLS ([`http::read_head`], [`http::classify`], then a
-//! server-side WebSocket built from the early bytes with the listener's [`ws_config`], read
+//! The same code the listener runs after TLS (`http::read_head`, `http::classify`, then a
+//! server-side WebSocket built from the early bytes with the listener's `ws_config`, read
 //! until it ends), over an in-memory stream instead of TLS, so that no input needs a socket.
 
 use futures_util::{FutureExt, StreamExt};
