@@ -303,6 +303,14 @@ impl Responder {
     /// are counted (`malformed`, `mac1_rejected`); a frame that passes here passes the same
     /// steps of [`read_init`](Self::read_init), which are not counted twice.
     pub fn check_init(&mut self, frame: &[u8]) -> Result<(), HandshakeError> {
+        self.checked_init(frame).map(drop)
+    }
+
+    /// Shape and MAC1, counted: the cheap steps shared by `check_init` and `read_init`.
+    fn checked_init<'a>(
+        &mut self,
+        frame: &'a [u8],
+    ) -> Result<HandshakeInitPacket<&'a [u8]>, HandshakeError> {
         let packet = match HandshakeInitPacket::new_checked(frame) {
             Ok(packet) => packet,
             Err(err) => {
@@ -314,7 +322,7 @@ impl Responder {
             self.counters.mac1_rejected += 1;
             return Err(HandshakeError::Mac1Invalid);
         }
-        Ok(())
+        Ok(packet)
     }
 
     /// Processes a HANDSHAKE_INIT. Order: frame shape, MAC1 in constant time, and only then Noise
@@ -328,17 +336,7 @@ impl Responder {
         payload_out: &mut [u8],
         rng: &mut impl rand_core::CryptoRng,
     ) -> Result<IncomingInit, HandshakeError> {
-        let packet = match HandshakeInitPacket::new_checked(frame) {
-            Ok(packet) => packet,
-            Err(err) => {
-                self.counters.malformed += 1;
-                return Err(err.into());
-            }
-        };
-        if !mac1_matches(&self.mac1_in, packet.mac1_covered(), &packet.mac1()) {
-            self.counters.mac1_rejected += 1;
-            return Err(HandshakeError::Mac1Invalid);
-        }
+        let packet = self.checked_init(frame)?;
         // MAC2 is the caller's business: it is checked (with `cookie::CookieChecker`) only
         // under load, before this call (docs/protocol.md §5).
         let needed = packet.payload_len();
