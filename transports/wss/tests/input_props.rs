@@ -65,7 +65,11 @@ proptest! {
     ) {
         let input = [UPGRADE, &frame_header(opcode, len), &body].concat();
         let out = check(&input);
-        prop_assert!(out.datagrams.iter().all(|&n| n as u64 == len && n <= body.len()));
+        // Bytes of `body` beyond the announced length are parsed as further frames, which may
+        // deliver datagrams of their own: only the first frame's announcement is known here.
+        if opcode == 0x2 && let Some(&first) = out.datagrams.first() {
+            prop_assert!(first as u64 == len && first <= body.len());
+        }
     }
 }
 
