@@ -105,6 +105,12 @@ impl Endpoint {
                 if let Err(reason) = session.plan_resume(path) {
                     self.counters.resumes_refused = self.counters.resumes_refused.saturating_add(1);
                     session.count_drop(reason);
+                    // The timestamp is authenticated (only the peer's key could write it):
+                    // consuming it stops a copy of this initiation, relayed onto the bound path
+                    // after the exact-replay filter forgot it, from becoming a rekey.
+                    if let Some(peer) = self.peers.get_mut(&peer_static) {
+                        peer.last_init_nanos = Some(init.unix_nanos);
+                    }
                     return EndpointInbound::Dropped(reason);
                 }
                 let session_id = session.session_id().unwrap_or_default();

@@ -399,6 +399,39 @@ fn a_resume_handshake_on_another_path_no_longer_rebinds() {
     assert_eq!(server_binding(&h), (Some(SERVER_PATH), 1));
 }
 
+/// Found by the cluster simulation (seed 7980): the copy of a resume refused on a wrong path,
+/// relayed onto the bound path once the exact-replay filter had forgotten it, became a rekey.
+#[test]
+fn a_resume_refused_on_another_path_is_not_accepted_later_on_the_bound_path() {
+    let mut h = Harness::attached();
+    h.server.set_dos_limits(crate::DosLimits {
+        replay_ttl: Duration::from_millis(1),
+        ..crate::DosLimits::default()
+    });
+    h.advance(Policy::default().rekey_after - Duration::from_secs(1));
+    h.dead_paths.insert(CLIENT_PATH);
+    h.advance(Duration::from_secs(1));
+    let resume = h
+        .client_sent
+        .iter()
+        .rev()
+        .find(|d| peek_type(d) == Ok(MessageType::HandshakeInit))
+        .cloned()
+        .expect("a rekey initiation was sent");
+    let refused = h.deliver_to_server_on(PathId(11), &mut resume.clone());
+    h.now += Duration::from_millis(5);
+    let rekeys = h.server.counters().rekeys;
+
+    let relayed = h.deliver_to_server_on(SERVER_PATH, &mut resume.clone());
+
+    assert_eq!(refused, EndpointInbound::Dropped(DropReason::WrongPath));
+    assert_eq!(
+        relayed,
+        EndpointInbound::Dropped(DropReason::HandshakeReplay)
+    );
+    assert_eq!(h.server.counters().rekeys, rekeys);
+}
+
 #[test]
 fn a_rekey_after_a_reattach_keeps_the_binding_and_replenishes_tokens() {
     let mut h = Harness::attached();
