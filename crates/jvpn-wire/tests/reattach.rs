@@ -719,6 +719,41 @@ fn two_reattaches_of_one_session_share_no_eight_byte_string() {
     }
 }
 
+/// ATTACKS.md S30(c) at the catalogue's scale: across 10^4 reattaches of one session (CI,
+/// `JVPN_LONG=1`; 10^3 by default, about 18 s of CPU against 2 s), no 8-byte string of any
+/// REATTACH_INIT or REATTACH_RESP (outside the fixed header constants and the empty MAC2 slot)
+/// appears in a second reattach, so a passive observer on two networks has nothing to link
+/// them by.
+#[test]
+fn many_reattaches_of_one_session_share_no_eight_byte_string() {
+    let long = std::env::var("JVPN_LONG").is_ok_and(|v| v == "1");
+    let reattaches: u32 = if long { 10_000 } else { 1_000 };
+    let mut world = World::new(31);
+    let mut first_seen: std::collections::HashMap<u64, u32> = std::collections::HashMap::new();
+    let mut linked = Vec::new();
+
+    for n in 0..reattaches {
+        let done = world.reattach();
+        for frame in [&done.msg1, &done.msg2] {
+            for window in frame[4..frame.len() - 16].windows(8) {
+                let key = u64::from_le_bytes(window.try_into().expect("8-byte window"));
+                let first = *first_seen.entry(key).or_insert(n);
+                if first != n {
+                    linked.push((first, n, window.to_vec()));
+                }
+            }
+        }
+    }
+
+    assert_eq!(linked, Vec::new());
+    // Every window was recorded: about 590 per reattach (455 + 152 bytes, less header and MAC2).
+    assert!(
+        first_seen.len() > 580 * reattaches as usize,
+        "{} windows",
+        first_seen.len()
+    );
+}
+
 // --- misuse ---------------------------------------------------------------------------------
 
 #[test]

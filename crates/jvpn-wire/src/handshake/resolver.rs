@@ -129,6 +129,41 @@ mod tests {
         assert!(matches!(order_two, Err(snow::Error::Dh)));
     }
 
+    /// ATTACKS.md S11: all 518 Wycheproof X25519 vectors (twists, non-canonical and low-order
+    /// points, edge-case multiplications). Every vector with a non-zero shared secret must give
+    /// exactly that secret; every all-zero one (the 31 low-order points) must be refused.
+    #[test]
+    fn every_wycheproof_x25519_vector_gives_its_secret_or_is_refused_when_the_secret_is_zero() {
+        use wycheproof::xdh::{TestFlag, TestName, TestSet};
+        let set = TestSet::load(TestName::X25519).expect("the crate's vendored vectors load");
+        let resolver = SeededResolver {
+            seed: Zeroizing::new([3; 32]),
+        };
+        let (mut computed, mut refused) = (0, 0);
+
+        for test in set.test_groups.iter().flat_map(|group| &group.tests) {
+            let mut dh = resolver.resolve_dh(&DHChoice::Curve25519).unwrap();
+            dh.set(&test.private_key);
+            let mut out = [0u8; 32];
+            let result = dh.dh(&test.public_key, &mut out);
+            if test.shared_secret.iter().all(|&b| b == 0) {
+                assert!(test.flags.contains(&TestFlag::ZeroSharedSecret));
+                assert!(
+                    matches!(result, Err(snow::Error::Dh)),
+                    "tcId {}",
+                    test.tc_id
+                );
+                refused += 1;
+            } else {
+                assert!(result.is_ok(), "tcId {}", test.tc_id);
+                assert_eq!(&out[..], &test.shared_secret[..], "tcId {}", test.tc_id);
+                computed += 1;
+            }
+        }
+
+        assert_eq!((computed, refused), (487, 31));
+    }
+
     #[test]
     fn the_rng_stream_is_a_function_of_the_seed() {
         let resolver = SeededResolver {
