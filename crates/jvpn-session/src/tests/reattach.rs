@@ -277,6 +277,45 @@ fn a_reattach_with_a_stale_counter_is_rejected() {
     assert_eq!(h.server.counters().reattach.accepted, 1);
 }
 
+/// ATTACKS.md S4, hold and release: an attacker keeps the first REATTACH_INIT back; the
+/// client's retry gets through and binds. Released later, inside the clock window or after it,
+/// the held one is refused before any Diffie-Hellman (its token belongs to the batch the commit
+/// retired; its counter is below the bound one's too): the binding, the epoch and the version
+/// stay as the retry left them.
+#[test]
+fn a_held_reattach_released_later_never_moves_the_binding() {
+    let window = Policy::default().reattach_clock_window;
+    for held_for in [
+        window - Duration::from_secs(1),
+        window + Duration::from_secs(1),
+    ] {
+        let mut h = Harness::attached();
+        let held = first_init(&mut h);
+        h.advance(retry());
+        h.pump();
+        let bound = (server_binding(&h), h.server_session().1.version());
+        let dh = h.server.counters().reattach.wire.dh_started;
+        h.advance(held_for);
+        let before = (server_binding(&h), h.server_session().1.version());
+
+        let released = h.deliver_to_server_on(NEW_SERVER_PATH, &mut held.clone());
+        h.pump();
+
+        assert_eq!(bound.0, (Some(NEW_SERVER_PATH), 2), "the retry bound");
+        assert_eq!(
+            released,
+            EndpointInbound::Dropped(DropReason::TokenRejected),
+            "held for {held_for:?}"
+        );
+        assert_eq!(h.server.counters().reattach.token_reused, 1);
+        assert_eq!(h.server.counters().reattach.wire.dh_started, dh);
+        assert_eq!(h.server.counters().reattach.accepted, 1);
+        assert_eq!((server_binding(&h), h.server_session().1.version()), before);
+        assert_eq!(before.0, bound.0);
+        h.assert_no_violations();
+    }
+}
+
 #[test]
 fn a_timestamp_outside_the_window_gets_clock_then_succeeds_after_resync() {
     let keys = Keys::new();
