@@ -109,6 +109,24 @@ impl ServerCertVerifier for AcceptAny {
     }
 }
 
+/// The bytes of a TLS 1.3 ClientHello to "localhost", as a real client would send first.
+pub fn client_hello() -> Vec<u8> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = Arc::new(AcceptAny(provider.signature_verification_algorithms));
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    let mut conn =
+        rustls::ClientConnection::new(Arc::new(config), ServerName::try_from("localhost").unwrap())
+            .unwrap();
+    let mut hello = Vec::new();
+    conn.write_tls(&mut hello).unwrap();
+    hello
+}
+
 /// A raw TLS connection to `addr` offering only `versions`.
 pub async fn raw_tls(
     addr: SocketAddr,
