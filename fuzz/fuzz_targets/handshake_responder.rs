@@ -69,13 +69,13 @@ fn read(frame: &[u8], prologue: &[u8], payload_out: &mut [u8]) -> bool {
 }
 
 /// The honest initiation with everything but the sender index and MAC1 compared.
+/// MAC1 is the responder's to check (a rewritten index needs a recomputed MAC1), and MAC2 is
+/// not its business at all: the endpoint checks MAC2 only under load (`jvpn_wire::cookie`), so
+/// the wire responder accepts any MAC2, as WireGuard's does when not under load.
 fn is_honest_modulo_index(frame: &[u8]) -> bool {
     let seed = &handshake_seeds().init;
     let mac_at = seed.len() - 2 * MAC_LEN;
-    frame.len() == seed.len()
-        && frame[..4] == seed[..4]
-        && frame[8..mac_at] == seed[8..mac_at]
-        && frame[mac_at + MAC_LEN..] == seed[mac_at + MAC_LEN..]
+    frame.len() == seed.len() && frame[..4] == seed[..4] && frame[8..mac_at] == seed[8..mac_at]
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -147,6 +147,13 @@ fn run(frame: &[u8], record: Record) -> bool {
     }
 }
 
+/// Byte for byte the honest frame, except MAC2 (its last 16 bytes): the endpoint checks MAC2
+/// only under load (`jvpn_wire::cookie`); the wire responder never reads it.
+fn is_honest_but_for_mac2(frame: &[u8], seed: &[u8]) -> bool {
+    let mac2_at = seed.len() - 16;
+    frame.len() == seed.len() && frame[..mac2_at] == seed[..mac2_at]
+}
+
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {
         return;
@@ -160,7 +167,7 @@ fuzz_target!(|data: &[u8]| {
         }
         let accepted = run(&bytes, Record::Honest);
         assert!(
-            !accepted || bytes == *seed,
+            !accepted || is_honest_but_for_mac2(&bytes, seed),
             "accepted a REATTACH_INIT never sent"
         );
         return;
@@ -184,7 +191,7 @@ fuzz_target!(|data: &[u8]| {
             "accepted under the wrong record"
         );
         assert!(
-            frame == *seed,
+            is_honest_but_for_mac2(&frame, seed),
             "a mutated REATTACH_INIT was accepted: {frame:02x?}"
         );
     } else if frame == *seed && input.record == Record::Honest {
