@@ -192,6 +192,20 @@ impl Registry {
 /// tokens and `RS'`; the binding moves only when the client's PATH_CONFIRM opens under the
 /// new keys on that path (docs/protocol.md §13).
 ///
+/// # Cluster
+///
+/// Every ownership claim (first attach, CAS #1 on an accepted reattach, CAS #2 on the
+/// PATH_CONFIRM that commits it) writes the session's snapshot, sealed under a key derived
+/// from the cluster token key, into the [`OwnershipStore`] record. A reattach for a session
+/// this endpoint does not hold (another node's, or its own before a restart) is answered from
+/// that record: the session is rebuilt, checked in the same order (the store's `last_rc` and
+/// token floor refuse replays), and forgotten again unless the reattach is accepted. A binding
+/// commits only if CAS #2 succeeds. [`handle_timeout`](Self::handle_timeout) runs
+/// [`check_ownership`](Self::check_ownership) every `Policy::ownership_check`: a session whose
+/// record moved on to another node's validated binding ends (`OwnershipLost`), and one whose
+/// ownership the store has not confirmed for `Policy::ownership_lease` ends at that deadline
+/// (`StoreUnavailable`). docs/protocol.md §13, "Ownership store".
+///
 /// Determinism: sessions are kept in `BTreeMap`s and visited in handle order.
 /// `poll_timeout` is a scan over the sessions (fine at the foundation's scale).
 pub struct Endpoint {
