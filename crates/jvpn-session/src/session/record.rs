@@ -71,6 +71,9 @@ pub(crate) struct RecordSnapshot {
     pub(crate) last_rc: u64,
     /// `(first_seq, psk_epoch, RS)` of every batch held, oldest first (at most `MAX_BATCHES`).
     pub(crate) batches: Vec<(u64, u64, ResumptionSecret)>,
+    /// Sequence numbers accepted under the current `RS` / `psk_epoch` without a batch: the
+    /// grants an earlier owner may have issued after the snapshot a rebuilt record came from.
+    pub(crate) inherited: Option<std::ops::Range<u64>>,
 }
 
 impl RecordSnapshot {
@@ -95,14 +98,8 @@ impl RecordSnapshot {
         self.floor = self.floor.max(first_seq.saturating_sub(1));
         let floor = self.floor;
         self.batches.retain(|b| b.0 > floor);
+        self.inherited = None;
     }
-}
-
-/// Tokens another node may have issued after the snapshot this record was rebuilt from.
-struct Inherited {
-    seqs: std::ops::Range<u64>,
-    rs: ResumptionSecret,
-    psk_epoch: u64,
 }
 
 /// The resumption record of one server session.
@@ -112,7 +109,10 @@ pub(crate) struct ResumptionRecord {
     batches: VecDeque<Batch>,
     next_seq: u64,
     floor: u64,
-    inherited: Option<Inherited>,
+    /// Tokens an earlier owner may have issued after the snapshot this record was rebuilt
+    /// from, all under the current `RS` / `psk_epoch` (a commit, the only change of those,
+    /// ends the range: its batch lies above it).
+    inherited: Option<std::ops::Range<u64>>,
     pub(crate) last_rc: u64,
     ephemerals: VecDeque<([u8; 32], Instant)>,
     /// The ownership version this node holds (the fencing token).
@@ -178,6 +178,7 @@ impl ResumptionRecord {
                 .iter()
                 .map(|b| (b.first_seq, b.psk_epoch, b.rs.clone()))
                 .collect(),
+            inherited: self.inherited.clone(),
         }
     }
 
@@ -209,12 +210,12 @@ impl ResumptionRecord {
                 rs,
             })
             .collect();
+        let start = snap
+            .inherited
+            .as_ref()
+            .map_or(snap.next_seq, |r| r.start.min(snap.next_seq));
         let end = snap.next_seq.saturating_add(INHERITED_SEQS);
-        record.inherited = Some(Inherited {
-            seqs: snap.next_seq..end,
-            rs: snap.rs,
-            psk_epoch: snap.psk_epoch,
-        });
+        record.inherited = Some(start..end);
         record.next_seq = end;
         record.adopted = true;
         record
@@ -286,8 +287,8 @@ impl ResumptionRecord {
         let inherited = self
             .inherited
             .as_ref()
-            .filter(|i| i.seqs.contains(&claims.token_seq))
-            .map(|i| (&i.rs, i.psk_epoch));
+            .filter(|seqs| seqs.contains(&claims.token_seq))
+            .map(|_| (&self.rs, self.psk_epoch));
         batch
             .or(inherited)
             .map(|(rs, psk_epoch)| (resumption_psk(rs, &claims.session_id, psk_epoch), psk_epoch))
@@ -326,13 +327,7 @@ impl ResumptionRecord {
         self.floor = self.floor.max(pending.batch_first_seq.saturating_sub(1));
         let floor = self.floor;
         self.batches.retain(|b| b.first_seq > floor);
-        if self
-            .inherited
-            .as_ref()
-            .is_some_and(|i| i.seqs.end <= floor + 1)
-        {
-            self.inherited = None;
-        }
+        self.inherited = None;
         self.adopted = false;
         Some(pending)
     }

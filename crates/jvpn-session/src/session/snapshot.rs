@@ -32,8 +32,8 @@ const NONCE_LEN: usize = 24;
 const TAG_LEN: usize = 16;
 const AAD_PREFIX: &[u8] = b"jvpn/1 session snapshot";
 /// format, session id, client static, version, epoch, flags, deadline, last_rc, floor,
-/// next_seq, psk_epoch, RS, batch count.
-const FIXED_LEN: usize = 1 + 16 + 32 + 8 + 8 + 1 + 8 + 8 + 8 + 8 + 8 + 32 + 1;
+/// next_seq, inherited range (start, end), psk_epoch, RS, batch count.
+const FIXED_LEN: usize = 1 + 16 + 32 + 8 + 8 + 1 + 8 + 8 + 8 + 8 + 16 + 8 + 32 + 1;
 const BATCH_LEN: usize = 8 + 8 + 32;
 const FLAG_BOUND: u8 = 1;
 
@@ -79,6 +79,9 @@ impl Snapshot {
         out.extend_from_slice(&r.last_rc.to_be_bytes());
         out.extend_from_slice(&r.floor.to_be_bytes());
         out.extend_from_slice(&r.next_seq.to_be_bytes());
+        let inherited = r.inherited.clone().unwrap_or(0..0);
+        out.extend_from_slice(&inherited.start.to_be_bytes());
+        out.extend_from_slice(&inherited.end.to_be_bytes());
         out.extend_from_slice(&r.psk_epoch.to_be_bytes());
         out.extend_from_slice(r.rs.as_bytes());
         let batches = &r.batches[r.batches.len().saturating_sub(RecordSnapshot::MAX_BATCHES)..];
@@ -108,6 +111,7 @@ impl Snapshot {
         let last_rc = r.u64()?;
         let floor = r.u64()?;
         let next_seq = r.u64()?;
+        let inherited = r.u64()?..r.u64()?;
         let psk_epoch = r.u64()?;
         let rs = ResumptionSecret::from_bytes(*r.secret()?);
         let count = usize::from(r.u8()?);
@@ -141,6 +145,7 @@ impl Snapshot {
                 next_seq,
                 last_rc,
                 batches,
+                inherited: (!inherited.is_empty()).then_some(inherited),
             },
         })
     }
@@ -327,22 +332,27 @@ mod tests {
                     (5, 1, ResumptionSecret::from_bytes([1; 32])),
                     (9, 2, ResumptionSecret::from_bytes([2; 32])),
                 ],
+                inherited: Some(3..1 << 32),
             },
         }
     }
 
-    fn fields(s: &Snapshot) -> (Vec<u8>, u64, u64, bool, Option<u64>, u64, u64, u64, u64) {
-        (
+    type Fields = (Vec<u8>, u64, u64, bool, Option<u64>, u64, u64, u64, usize);
+
+    fn fields(s: &Snapshot) -> (Fields, Option<std::ops::Range<u64>>) {
+        let r = &s.record;
+        let fixed = (
             s.encode().to_vec(),
             s.sm_version,
             s.epoch,
             s.bound,
             s.recovery_deadline_unix_ms,
-            s.record.last_rc,
-            s.record.floor,
-            s.record.next_seq,
-            s.record.batches.len() as u64,
-        )
+            r.last_rc,
+            r.floor,
+            r.next_seq,
+            r.batches.len(),
+        );
+        (fixed, r.inherited.clone())
     }
 
     #[test]

@@ -348,6 +348,44 @@ fn a_newer_reattach_at_the_old_owner_retries_its_claim_against_the_record_and_wi
 }
 
 #[test]
+fn tokens_a_rekey_granted_after_the_last_snapshot_work_at_every_other_node() {
+    let mut c = Cluster::attached();
+    c.h.advance(Policy::default().rekey_after + Duration::from_secs(1));
+    assert!(
+        c.h.client_events
+            .iter()
+            .any(|e| matches!(e, Event::Rekeyed { .. })),
+        "the rekey granted tokens the store does not know"
+    );
+    c.switch();
+
+    // Node 2 claims the first attempt but its answer is lost; node 3 gets the retry.
+    let init = first_init(&mut c.h);
+    let at_node2 = c.h.deliver_to_server_on(NEW_SERVER_PATH, &mut init.clone());
+    let _lost = server_out(&mut c.h);
+    let accepted_at_node2 = c.h.server.counters().reattach.accepted;
+    c.h.server = node(&c.store, 3, 50, c.h.clock);
+    c.h.advance(retry());
+
+    assert_eq!(
+        (at_node2, accepted_at_node2),
+        (EndpointInbound::Consumed, 1)
+    );
+    assert_eq!(c.h.client.state(), State::Attached);
+    assert_eq!(c.h.client.bound_path(), Some(NEW_PATH));
+    let node3 = only_session(&c.h.server);
+    assert_eq!(
+        (node3.bound_path(), node3.epoch()),
+        (Some(NEW_SERVER_PATH), 2)
+    );
+    assert_eq!(
+        c.store.owner(c.sid()).unwrap().map(|o| o.0),
+        Some(NodeId(3))
+    );
+    c.h.assert_no_violations();
+}
+
+#[test]
 fn a_node_that_cannot_reach_the_store_ends_its_session_at_the_lease_deadline_and_not_before() {
     let mut c = Cluster::attached();
     let attached_at = c.h.now;
@@ -444,6 +482,28 @@ fn an_unknown_claim_outcome_that_did_not_apply_is_treated_as_failure_and_the_ret
     assert_eq!(unchanged, (writes, (Some(SERVER_PATH), 1)));
     assert_eq!(c.h.client.bound_path(), Some(NEW_PATH));
     assert_eq!(server_binding(&c.h), (Some(NEW_SERVER_PATH), 2));
+    c.h.assert_no_violations();
+}
+
+#[test]
+fn a_commit_whose_claim_outcome_is_unknown_but_applied_binds() {
+    let mut c = Cluster::attached();
+    let init = first_init(&mut c.h);
+    c.h.deliver_to_server_on(NEW_SERVER_PATH, &mut init.clone());
+    let (_, mut resp) = only(server_out(&mut c.h));
+    c.h.deliver_to_client_on(NEW_PATH, &mut resp);
+    let (_, mut confirm) = client_out(&mut c.h).remove(0);
+    c.store.inject(StoreFault::UnknownApplied);
+
+    c.h.deliver_to_server_on(NEW_SERVER_PATH, &mut confirm);
+    c.h.pump();
+
+    assert_eq!(c.h.server.counters().cluster.claims_unknown_applied, 1);
+    assert_eq!(server_binding(&c.h), (Some(NEW_SERVER_PATH), 2));
+    assert_eq!(
+        c.store.owner(c.sid()).unwrap(),
+        Some((NodeId(1), Version(3)))
+    );
     c.h.assert_no_violations();
 }
 
