@@ -29,6 +29,22 @@ impl ClockAnchor {
     pub fn unix_ms_at(&self, now: Instant) -> u64 {
         self.unix_nanos_at(now) / 1_000_000
     }
+
+    /// The monotonic instant at which Unix time is `unix_ms` milliseconds (the inverse of
+    /// [`unix_ms_at`](Self::unix_ms_at)); `None` if it cannot be represented.
+    pub fn instant_at_unix_ms(&self, unix_ms: u64) -> Option<Instant> {
+        let target = u128::from(unix_ms) * 1_000_000;
+        let anchor = u128::from(self.unix_nanos);
+        if target >= anchor {
+            let after = u64::try_from(target - anchor).ok()?;
+            self.instant
+                .checked_add(std::time::Duration::from_nanos(after))
+        } else {
+            let before = u64::try_from(anchor - target).ok()?;
+            self.instant
+                .checked_sub(std::time::Duration::from_nanos(before))
+        }
+    }
 }
 
 fn saturating_nanos(d: std::time::Duration) -> u64 {

@@ -68,7 +68,8 @@ pub struct ClusterConfig {
     /// Where session ownership is claimed (compare-and-swap). `None`: a private
     /// [`MemoryOwnershipStore`](crate::MemoryOwnershipStore).
     pub ownership: Option<Arc<dyn OwnershipStore>>,
-    /// The key that seals reattach tokens; nodes that serve each other's sessions share it.
+    /// The key that seals reattach tokens and (through its own derived key) the session
+    /// snapshots in the ownership store; nodes that serve each other's sessions share it.
     /// `None`: a random key drawn from the endpoint's RNG (tokens die with the endpoint).
     pub token_key: Option<TokenKey>,
 }

@@ -88,6 +88,26 @@ impl Invariants {
         }
     }
 
+    /// A checker for a machine restored in RECOVERING at `version` and `epoch` (see
+    /// `StateMachine::restore_recovering`).
+    pub(crate) fn restored(
+        policy: &Policy,
+        version: u64,
+        epoch: u64,
+        session_id: &str,
+        peer_static: [u8; 32],
+        recovering_since: Instant,
+    ) -> Self {
+        Invariants {
+            last_version: version,
+            last_epoch: epoch,
+            session_id: Some(session_id.to_owned()),
+            peer_static: Some(peer_static),
+            recovering_since: Some(recovering_since),
+            ..Self::new(policy)
+        }
+    }
+
     /// A checker that only counts (so tests can provoke violations in debug builds).
     #[cfg(test)]
     pub(crate) fn counting_only(policy: &Policy) -> Self {

@@ -48,11 +48,15 @@ pub use config::{
     ClientConfig, ClusterConfig, ConfigError, ConnectError, PeerConfig, ServerConfig, SessionRng,
 };
 pub use endpoint::{
-    DosLimits, DosStats, Endpoint, EndpointCounters, EndpointInbound, ReattachStats, SessionHandle,
+    ClusterStats, DosLimits, DosStats, Endpoint, EndpointCounters, EndpointInbound, ReattachStats,
+    SessionHandle,
 };
 pub use invariants::Violation;
 pub use machine::{Binding, IdentityChanged, IllegalTransition, StateMachine, TransitionCtx};
-pub use ownership::{MemoryOwnershipStore, NodeId, OwnershipError, OwnershipStore, Version};
+pub use ownership::{
+    MemoryOwnershipStore, NodeId, OwnershipError, OwnershipRecord, OwnershipStore, StoreCall,
+    StoreEvent, StoreFault, StoreOutcome, Version,
+};
 pub use path::PathId;
 pub use policy::{Policy, PolicyError};
 pub use prober::{LOSS_WINDOW, PathKind, PathState, PathStats, Prober};

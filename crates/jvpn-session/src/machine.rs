@@ -119,6 +119,32 @@ impl StateMachine {
         }
     }
 
+    /// A machine that continues a session another node (or this node before a restart)
+    /// carried: RECOVERING since `recovering_since`, at `version` and `epoch`, with the
+    /// session's identity set. No transition is recorded for the restore itself; the next one
+    /// is `version + 1`, so versions only increase across nodes (the ownership store carries
+    /// them in the session snapshot).
+    pub fn restore_recovering(
+        policy: &Policy,
+        version: u64,
+        epoch: u64,
+        session_id: &[u8],
+        peer_static: [u8; 32],
+        recovering_since: Instant,
+    ) -> Self {
+        let hex = to_hex(session_id);
+        let invariants =
+            Invariants::restored(policy, version, epoch, &hex, peer_static, recovering_since);
+        let mut machine = Self::with_invariants(policy, invariants);
+        machine.state = State::Recovering;
+        machine.version = version;
+        machine.epoch = epoch;
+        machine.session_id = Some(hex);
+        machine.peer_static = Some(peer_static);
+        machine.entered_at = Some(recovering_since);
+        machine
+    }
+
     /// The current state.
     pub fn state(&self) -> State {
         self.state

@@ -132,6 +132,19 @@ pub struct Policy {
     /// Inner packets queued while not attached (BIRTH, RECOVERING, rekey wait); more are
     /// refused with `QueueFull`. Default 64: bounds memory without dropping a short burst.
     pub send_queue_packets: usize,
+    /// Server: how often an endpoint reads the ownership store for each of its live sessions
+    /// (`Endpoint::check_ownership`, run from `handle_timeout`): a session whose record moved
+    /// on to another node's validated binding ends (`OwnershipLost`). Default 1 s: the old
+    /// owner stops forwarding within a second of a takeover, at one store read per session
+    /// per second.
+    #[serde(rename = "ownership_check_ms", with = "millis")]
+    pub ownership_check: Duration,
+    /// Server: how long a session keeps forwarding after the store last confirmed this node's
+    /// ownership. While the store cannot be reached the session lives until this lease
+    /// deadline, then ends (`StoreUnavailable`), since another node may have taken it over
+    /// meanwhile. Default 10 s (ATTACKS.md's L). Must exceed `ownership_check`.
+    #[serde(rename = "ownership_lease_ms", with = "millis")]
+    pub ownership_lease: Duration,
 }
 
 impl Default for Policy {
@@ -161,6 +174,8 @@ impl Default for Policy {
             reattach_retry: Duration::from_millis(250),
             reattach_clock_window: Duration::from_secs(60),
             send_queue_packets: 64,
+            ownership_check: Duration::from_secs(1),
+            ownership_lease: Duration::from_secs(10),
             silence_timeout_min: Duration::from_millis(200),
             silence_rtt_factor: 3,
             fast_probe_timeout_min: Duration::from_millis(100),
@@ -244,6 +259,16 @@ pub enum PolicyError {
         /// The configured `dead_after`.
         dead_after: Duration,
     },
+    /// `ownership_lease` is not longer than `ownership_check`, so a session could lose its
+    /// lease between two checks with the store reachable. Raise the lease (ten checks or more
+    /// is advised) or check more often.
+    #[error("ownership_lease ({lease:?}) must be longer than ownership_check ({check:?})")]
+    LeaseNotAfterCheck {
+        /// The configured `ownership_lease`.
+        lease: Duration,
+        /// The configured `ownership_check`.
+        check: Duration,
+    },
     /// `rekey_after` is not below the data plane's hard key age limit, so keys would expire
     /// before a rekey starts. Lower `rekey_after`.
     #[error("rekey_after ({rekey_after:?}) must be below the hard key age limit ({limit:?})")]
@@ -273,6 +298,8 @@ impl Policy {
             ("fast_probe_timeout_min", self.fast_probe_timeout_min),
             ("reattach_retry", self.reattach_retry),
             ("reattach_clock_window", self.reattach_clock_window),
+            ("ownership_check", self.ownership_check),
+            ("ownership_lease", self.ownership_lease),
         ];
         for (field, value) in positive {
             if value.is_zero() {
@@ -343,6 +370,12 @@ impl Policy {
             return Err(PolicyError::SilenceNotBeforeDead {
                 silence: self.silence_timeout_min,
                 dead_after: self.dead_after,
+            });
+        }
+        if self.ownership_lease <= self.ownership_check {
+            return Err(PolicyError::LeaseNotAfterCheck {
+                lease: self.ownership_lease,
+                check: self.ownership_check,
             });
         }
         if self.rekey_after >= KEY_HARD_AGE {

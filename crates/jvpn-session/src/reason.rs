@@ -56,8 +56,13 @@ pub enum Reason {
     Closed,
     /// A policy rule forbids the session from continuing (any → TERMINATED).
     PolicyViolation,
-    /// Another node owns the session now (any → TERMINATED).
+    /// Another node owns the session now, or the ownership store no longer has its record
+    /// (any → TERMINATED). The node never sends under the session's keys again.
     OwnershipLost,
+    /// The ownership store could not confirm this node's ownership for the whole
+    /// `Policy::ownership_lease`: the node stops carrying the session at the lease deadline, as
+    /// another node may have taken it over meanwhile (any → TERMINATED).
+    StoreUnavailable,
     /// The peer closed the session (any → TERMINATED).
     PeerClosed,
     /// Server side: the same client started a new session (a new BIRTH) (any → TERMINATED).
@@ -89,6 +94,7 @@ impl Reason {
         Reason::Closed,
         Reason::PolicyViolation,
         Reason::OwnershipLost,
+        Reason::StoreUnavailable,
         Reason::PeerClosed,
         Reason::Superseded,
         Reason::KeyExhausted,
@@ -117,6 +123,7 @@ impl Reason {
             Reason::Closed => "CLOSED",
             Reason::PolicyViolation => "POLICY_VIOLATION",
             Reason::OwnershipLost => "OWNERSHIP_LOST",
+            Reason::StoreUnavailable => "STORE_UNAVAILABLE",
             Reason::PeerClosed => "PEER_CLOSED",
             Reason::Superseded => "SUPERSEDED",
             Reason::KeyExhausted => "KEY_EXHAUSTED",

@@ -77,6 +77,7 @@ pub const ANY_TO_TERMINATED: &[Reason] = &[
     Reason::PeerClosed,
     Reason::PolicyViolation,
     Reason::OwnershipLost,
+    Reason::StoreUnavailable,
     Reason::Superseded,
     Reason::KeyExhausted,
 ];

@@ -19,9 +19,21 @@ pub const RESUMPTION_PSK: &str = "jvpn 2026-11-23 resumption psk v1";
 pub const TOKEN: &str = "jvpn 2026-11-23 reattach token v1";
 /// Reserved: stateless reset tokens (later issue).
 pub const RESET: &str = "jvpn 2026-11-23 stateless reset v1";
+/// The XChaCha20-Poly1305 key that seals session snapshots in the ownership store ("encrypted at
+/// rest": the store sees only bytes), derived from the cluster [`TokenKey`]: see
+/// [`snapshot_aead_key`].
+pub const SNAPSHOT: &str = "jvpn 2026-11-23 session snapshot v1";
 
 /// Every context string, for the distinctness test and for documentation.
-pub const ALL_CONTEXTS: [&str; 6] = [MAC1, COOKIE, COOKIE_BOX, RESUMPTION_PSK, TOKEN, RESET];
+pub const ALL_CONTEXTS: [&str; 7] = [
+    MAC1,
+    COOKIE,
+    COOKIE_BOX,
+    RESUMPTION_PSK,
+    TOKEN,
+    RESET,
+    SNAPSHOT,
+];
 
 /// Length of MAC1 and MAC2 on the wire.
 pub const MAC_LEN: usize = 16;
@@ -68,6 +80,13 @@ pub fn resumption_psk(rs: &ResumptionSecret, session_id: &SessionId, psk_epoch: 
 /// The AEAD key for reattach tokens.
 pub(crate) fn token_aead_key(key: &TokenKey) -> Zeroizing<[u8; 32]> {
     Zeroizing::new(blake3::derive_key(TOKEN, key.as_bytes()))
+}
+
+/// The AEAD key for session snapshots in the ownership store:
+/// `derive_key(SNAPSHOT, K_token)`. Every node holding the cluster token key can open a
+/// snapshot another node wrote; the store itself cannot.
+pub fn snapshot_aead_key(key: &TokenKey) -> Zeroizing<[u8; 32]> {
+    Zeroizing::new(blake3::derive_key(SNAPSHOT, key.as_bytes()))
 }
 
 #[cfg(test)]
@@ -121,6 +140,19 @@ mod tests {
         assert_eq!(
             psk.as_bytes(),
             &blake3::derive_key("jvpn 2026-11-23 resumption psk v1", &input)
+        );
+    }
+
+    #[test]
+    fn the_snapshot_key_differs_from_the_token_key_of_the_same_secret() {
+        let key = TokenKey::from_bytes([5; 32]);
+
+        let snapshot = snapshot_aead_key(&key);
+
+        assert_ne!(*snapshot, *token_aead_key(&key));
+        assert_eq!(
+            *snapshot,
+            blake3::derive_key("jvpn 2026-11-23 session snapshot v1", &[5; 32])
         );
     }
 

@@ -278,6 +278,7 @@ impl Endpoint {
         let sessions = &mut self.sessions;
         let registry = &mut self.registry;
         let stats = &mut self.counters.dos;
+        let mut unconfirmed_adoptions = Vec::new();
         self.pending_reattaches.retain(|handle, expiry| {
             let Some(record) = sessions.get_mut(handle).and_then(|s| s.record_mut()) else {
                 return false;
@@ -295,8 +296,15 @@ impl Endpoint {
                 }
                 stats.pending_expired += 1;
             }
+            if record.adopted {
+                unconfirmed_adoptions.push(*handle);
+            }
             false
         });
+        // A session rebuilt from the store only for that reattach leaves nothing behind.
+        for handle in unconfirmed_adoptions {
+            self.discard(handle);
+        }
     }
 
     /// Whether a reattach for `handle` may become pending: it already holds one (a newer one

@@ -15,6 +15,7 @@ use super::dos::Gate;
 use super::{Endpoint, EndpointInbound, SessionHandle};
 use crate::session::Accepted;
 use crate::session::record::ResumptionRecord;
+use crate::session::snapshot::Snapshot;
 use crate::{DropReason, PathId, Reason, Session};
 
 /// Tries at drawing an unused receiver index before giving up on the handshake.
@@ -123,7 +124,22 @@ impl Endpoint {
             }
             None => {
                 let session_id = SessionId::random(&mut self.rng);
-                let version = match self.ownership.claim(session_id, self.node, None) {
+                let rs = ResumptionSecret::generate(&mut self.rng);
+                let mut record = ResumptionRecord::new(rs, None);
+                let grant = record.grant(&self.token_key, session_id, unix_secs, &mut self.rng);
+                // The record carries the session from its first claim on: any node holding
+                // the token key can then answer its reattaches.
+                let snapshot = Snapshot {
+                    session_id,
+                    client_static: peer_static,
+                    sm_version: 1,
+                    epoch: 1,
+                    bound: true,
+                    recovery_deadline_unix_ms: None,
+                    record: record.snapshot(),
+                };
+                let sealed = snapshot.seal(&self.token_key, &mut self.rng);
+                let version = match self.claim_record(session_id, None, &sealed) {
                     Ok(version) => version,
                     Err(_) => {
                         self.counters.ownership_conflicts =
@@ -131,9 +147,8 @@ impl Endpoint {
                         return self.drop_here(DropReason::NotOwner);
                     }
                 };
-                let rs = ResumptionSecret::generate(&mut self.rng);
-                let mut record = ResumptionRecord::new(rs, Some(version));
-                let grant = record.grant(&self.token_key, session_id, unix_secs, &mut self.rng);
+                record.ownership = Some(version);
+                record.store_ok_at = Some(now);
                 (session_id, 1, grant, Some(record))
             }
         };
@@ -181,6 +196,7 @@ impl Endpoint {
                     record,
                 };
                 self.insert_session(accepted, local_index, now);
+                self.arm_ownership_check(now);
             }
             (None, None) => {}
         }

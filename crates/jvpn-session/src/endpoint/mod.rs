@@ -1,10 +1,12 @@
 //! The server side: answers handshakes, demultiplexes datagrams by receiver index, owns
 //! many sessions.
 
+mod cluster;
 mod dos;
 mod handshake;
 mod reattach;
 
+pub use cluster::ClusterStats;
 pub use dos::{DosLimits, DosStats};
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -86,6 +88,8 @@ pub struct EndpointCounters {
     pub drops: DropCounts,
     /// The DoS defences: replays, cookie replies, rate limits, pending reattaches.
     pub dos: DosStats,
+    /// The ownership store: sessions rebuilt from it, unknown claim outcomes, fencing.
+    pub cluster: ClusterStats,
 }
 
 /// What the endpoint counted of REATTACH_INITs, by the step that decided (docs/protocol.md
@@ -188,6 +192,20 @@ impl Registry {
 /// tokens and `RS'`; the binding moves only when the client's PATH_CONFIRM opens under the
 /// new keys on that path (docs/protocol.md §13).
 ///
+/// # Cluster
+///
+/// Every ownership claim (first attach, CAS #1 on an accepted reattach, CAS #2 on the
+/// PATH_CONFIRM that commits it) writes the session's snapshot, sealed under a key derived
+/// from the cluster token key, into the [`OwnershipStore`] record. A reattach for a session
+/// this endpoint does not hold (another node's, or its own before a restart) is answered from
+/// that record: the session is rebuilt, checked in the same order (the store's `last_rc` and
+/// token floor refuse replays), and forgotten again unless the reattach is accepted. A binding
+/// commits only if CAS #2 succeeds. [`handle_timeout`](Self::handle_timeout) runs
+/// [`check_ownership`](Self::check_ownership) every `Policy::ownership_check`: a session whose
+/// record moved on to another node's validated binding ends (`OwnershipLost`), and one whose
+/// ownership the store has not confirmed for `Policy::ownership_lease` ends at that deadline
+/// (`StoreUnavailable`). docs/protocol.md §13, "Ownership store".
+///
 /// Determinism: sessions are kept in `BTreeMap`s and visited in handle order.
 /// `poll_timeout` is a scan over the sessions (fine at the foundation's scale).
 pub struct Endpoint {
@@ -216,8 +234,12 @@ pub struct Endpoint {
     buckets: dos::SourceBuckets,
     init_replays: dos::InitReplayFilter,
     cookie_out: VecDeque<(PathId, Vec<u8>)>,
+    /// Authenticated answers of sessions that are gone (an adopted session's error status).
+    replies_out: VecDeque<(PathId, Vec<u8>)>,
     /// Sessions holding a pending reattach, and when it expires.
     pending_reattaches: BTreeMap<SessionHandle, Instant>,
+    /// When the next ownership check runs (`None`: no live session).
+    next_ownership_check: Option<Instant>,
 }
 
 impl fmt::Debug for Endpoint {
@@ -285,7 +307,9 @@ impl Endpoint {
             buckets: dos::SourceBuckets::default(),
             init_replays: dos::InitReplayFilter::default(),
             cookie_out: VecDeque::new(),
+            replies_out: VecDeque::new(),
             pending_reattaches: BTreeMap::new(),
+            next_ownership_check: None,
         })
     }
 
@@ -350,6 +374,12 @@ impl Endpoint {
         };
         let epoch = session.epoch();
         let inbound = session.handle_datagram(path, buf, now);
+        if let Some(challenge) = session.take_confirm_ready() {
+            self.finish_commit(handle, challenge, now);
+        }
+        let Some(session) = self.sessions.get_mut(&handle) else {
+            return self.drop_here(DropReason::UnknownReceiver);
+        };
         if session.epoch() > epoch {
             self.counters.rebinds = self.counters.rebinds.saturating_add(1);
         }
@@ -415,7 +445,11 @@ impl Endpoint {
     /// Writes the next datagram to send into `buf`. Sessions take turns (round robin in
     /// handle order), so one busy session cannot starve the others.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
-        if let Some((path, reply)) = self.cookie_out.pop_front() {
+        if let Some((path, reply)) = self
+            .cookie_out
+            .pop_front()
+            .or_else(|| self.replies_out.pop_front())
+        {
             buf.clear();
             buf.extend_from_slice(&reply);
             return Some(Transmit {
@@ -476,7 +510,12 @@ impl Endpoint {
             if let Some(mut session) = self.sessions.remove(&handle) {
                 self.reaped_violations =
                     self.reaped_violations.saturating_add(session.violations());
-                let version = session.record_mut().and_then(|r| r.ownership);
+                // A session rebuilt here that never committed leaves the record to the node
+                // that holds the validated binding.
+                let version = session
+                    .record_mut()
+                    .filter(|r| !r.adopted)
+                    .and_then(|r| r.ownership);
                 if let (Some(id), Some(version)) = (session.session_id(), version) {
                     self.ownership.release(id, self.node, version);
                 }
@@ -493,17 +532,25 @@ impl Endpoint {
         }
     }
 
-    /// The earliest deadline of any session.
+    /// The earliest deadline of any session, of the next ownership check, or of a session's
+    /// ownership lease.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.sessions
             .values()
             .filter_map(Session::poll_timeout)
+            .chain(self.ownership_timeout())
             .min()
     }
 
-    /// Runs every session's timers that are due at `now`.
+    /// Runs every session's timers that are due at `now`, ends the sessions whose ownership
+    /// lease ran out (at the lease deadline), and runs the ownership check when it is due
+    /// (every `Policy::ownership_check`).
     pub fn handle_timeout(&mut self, now: Instant) {
         self.expire_pending(now);
+        self.expire_leases(now);
+        if self.next_ownership_check.is_some_and(|at| at <= now) {
+            self.check_ownership(now);
+        }
         for (&handle, session) in &mut self.sessions {
             if session.poll_timeout().is_some_and(|at| at <= now) {
                 session.handle_timeout(now);
@@ -527,12 +574,18 @@ impl Endpoint {
         self.sessions.len()
     }
 
-    /// The handle of the session with this id, if the endpoint has it.
+    /// The handle of the session with this id, if the endpoint has it (a live one before a
+    /// TERMINATED one not yet drained).
     pub fn find(&self, session_id: SessionId) -> Option<SessionHandle> {
-        self.sessions
+        let mut matching = self
+            .sessions
             .iter()
-            .find(|(_, s)| s.session_id() == Some(session_id))
+            .filter(|(_, s)| s.session_id() == Some(session_id));
+        let first = matching.clone().next().map(|(&h, _)| h);
+        matching
+            .find(|(_, s)| !s.state().is_terminated())
             .map(|(&h, _)| h)
+            .or(first)
     }
 
     /// What the endpoint has counted outside its sessions.

@@ -11,6 +11,7 @@ mod reattach;
 pub(crate) mod record;
 mod server;
 mod server_reattach;
+pub(crate) mod snapshot;
 pub(crate) mod stats;
 mod timers;
 

@@ -27,7 +27,14 @@ pub(crate) const TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 const MAX_BATCHES: usize = 4;
 /// Ephemeral keys remembered per session by the exact-replay filter.
 const MAX_EPHEMERALS: usize = 64;
+/// A record rebuilt from a snapshot skips this many token sequence numbers: the node that
+/// wrote the snapshot may have issued more batches since (rekey grants write nothing to the
+/// store), all keyed with the snapshot's current `RS` and `psk_epoch` (a new epoch is only
+/// ever issued by a reattach, whose claim writes a new snapshot). Tokens in the skipped range
+/// are accepted under that current secret until a commit moves the floor past them.
+const INHERITED_SEQS: u64 = 1 << 32;
 
+#[derive(Clone)]
 struct Batch {
     first_seq: u64,
     psk_epoch: u64,
@@ -53,6 +60,48 @@ pub(crate) enum TokenRefusal {
     Unknown,
 }
 
+/// What a record keeps of the resumption state, as the sealed snapshot in the ownership store
+/// carries it (see `session/snapshot.rs`).
+#[derive(Clone)]
+pub(crate) struct RecordSnapshot {
+    pub(crate) rs: ResumptionSecret,
+    pub(crate) psk_epoch: u64,
+    pub(crate) floor: u64,
+    pub(crate) next_seq: u64,
+    pub(crate) last_rc: u64,
+    /// `(first_seq, psk_epoch, RS)` of every batch held, oldest first (at most `MAX_BATCHES`).
+    pub(crate) batches: Vec<(u64, u64, ResumptionSecret)>,
+    /// Sequence numbers accepted under the current `RS` / `psk_epoch` without a batch: the
+    /// grants an earlier owner may have issued after the snapshot a rebuilt record came from.
+    pub(crate) inherited: Option<std::ops::Range<u64>>,
+}
+
+impl RecordSnapshot {
+    /// The largest number of batches a snapshot carries.
+    pub(crate) const MAX_BATCHES: usize = MAX_BATCHES;
+
+    /// The same state after a batch keyed `rs` / `psk_epoch` is issued (mirrors `issue`).
+    pub(crate) fn issue(&mut self, rs: ResumptionSecret, psk_epoch: u64) -> u64 {
+        let first = self.next_seq;
+        self.batches.push((first, psk_epoch, rs));
+        if self.batches.len() > MAX_BATCHES {
+            self.batches.remove(0);
+        }
+        self.next_seq = first.saturating_add(REATTACH_TOKENS as u64);
+        first
+    }
+
+    /// The same state after the batch at `first_seq` commits (mirrors `commit`).
+    pub(crate) fn commit(&mut self, first_seq: u64, rs: ResumptionSecret, psk_epoch: u64) {
+        self.rs = rs;
+        self.psk_epoch = psk_epoch;
+        self.floor = self.floor.max(first_seq.saturating_sub(1));
+        let floor = self.floor;
+        self.batches.retain(|b| b.0 > floor);
+        self.inherited = None;
+    }
+}
+
 /// The resumption record of one server session.
 pub(crate) struct ResumptionRecord {
     rs: ResumptionSecret,
@@ -60,6 +109,10 @@ pub(crate) struct ResumptionRecord {
     batches: VecDeque<Batch>,
     next_seq: u64,
     floor: u64,
+    /// Tokens an earlier owner may have issued after the snapshot this record was rebuilt
+    /// from, all under the current `RS` / `psk_epoch` (a commit, the only change of those,
+    /// ends the range: its batch lies above it).
+    inherited: Option<std::ops::Range<u64>>,
     pub(crate) last_rc: u64,
     ephemerals: VecDeque<([u8; 32], Instant)>,
     /// The ownership version this node holds (the fencing token).
@@ -68,6 +121,16 @@ pub(crate) struct ResumptionRecord {
     /// The last committed reattach: its server challenge and the client's, so that a resent
     /// PATH_CONFIRM (its PATH_RESPONSE was lost) is answered again.
     pub(crate) confirmed: Option<([u8; PATH_CHALLENGE_LEN], [u8; PATH_CHALLENGE_LEN])>,
+    /// Rebuilt from the ownership store for a reattach and not committed here yet: if its
+    /// pending reattach expires the endpoint forgets it without touching the store (the node
+    /// that holds the validated binding keeps it).
+    pub(crate) adopted: bool,
+    /// The last time the store confirmed this node's ownership (a claim or an ownership check).
+    /// The session ends at this plus `Policy::ownership_lease` unless confirmed again.
+    pub(crate) store_ok_at: Option<Instant>,
+    /// A PATH_CONFIRM proved the pending reattach: the client's challenge, waiting for the
+    /// endpoint's commit claim (CAS #2) before the binding moves.
+    pub(crate) confirm_ready: Option<[u8; PATH_CHALLENGE_LEN]>,
 }
 
 impl fmt::Debug for ResumptionRecord {
@@ -90,12 +153,72 @@ impl ResumptionRecord {
             batches: VecDeque::new(),
             next_seq: 1,
             floor: 0,
+            inherited: None,
             last_rc: 0,
             ephemerals: VecDeque::new(),
             ownership,
             pending: None,
             confirmed: None,
+            adopted: false,
+            store_ok_at: None,
+            confirm_ready: None,
         }
+    }
+
+    /// The state a snapshot carries.
+    pub(crate) fn snapshot(&self) -> RecordSnapshot {
+        RecordSnapshot {
+            rs: self.rs.clone(),
+            psk_epoch: self.psk_epoch,
+            floor: self.floor,
+            next_seq: self.next_seq,
+            last_rc: self.last_rc,
+            batches: self
+                .batches
+                .iter()
+                .map(|b| (b.first_seq, b.psk_epoch, b.rs.clone()))
+                .collect(),
+            inherited: self.inherited.clone(),
+        }
+    }
+
+    /// The snapshot the commit of the pending reattach will leave (`None`: nothing pending).
+    pub(crate) fn snapshot_after_commit(&self) -> Option<RecordSnapshot> {
+        let pending = self.pending.as_ref()?;
+        let mut snap = self.snapshot();
+        snap.commit(
+            pending.batch_first_seq,
+            pending.rs.clone(),
+            pending.psk_epoch,
+        );
+        Some(snap)
+    }
+
+    /// A record rebuilt from a snapshot read at `version` (another node's, or this node's
+    /// before a restart). It is `adopted` until a reattach commits here.
+    pub(crate) fn restore(snap: RecordSnapshot, version: Version) -> Self {
+        let mut record = ResumptionRecord::new(snap.rs.clone(), Some(version));
+        record.psk_epoch = snap.psk_epoch;
+        record.floor = snap.floor;
+        record.last_rc = snap.last_rc;
+        record.batches = snap
+            .batches
+            .into_iter()
+            .map(|(first_seq, psk_epoch, rs)| Batch {
+                first_seq,
+                psk_epoch,
+                rs,
+            })
+            .collect();
+        let start = snap
+            .inherited
+            .as_ref()
+            .map_or(snap.next_seq, |r| r.start.min(snap.next_seq));
+        let end = snap.next_seq.saturating_add(INHERITED_SEQS);
+        record.inherited = Some(start..end);
+        record.next_seq = end;
+        record.adopted = true;
+        record
     }
 
     /// Seals a new batch of tokens keyed with `rs` / `psk_epoch`; returns its first sequence
@@ -156,15 +279,19 @@ impl ResumptionRecord {
             return Err(TokenRefusal::Reused);
         }
         let n = REATTACH_TOKENS as u64;
-        self.batches
+        let batch = self
+            .batches
             .iter()
             .find(|b| (b.first_seq..b.first_seq.saturating_add(n)).contains(&claims.token_seq))
-            .map(|b| {
-                (
-                    resumption_psk(&b.rs, &claims.session_id, b.psk_epoch),
-                    b.psk_epoch,
-                )
-            })
+            .map(|b| (&b.rs, b.psk_epoch));
+        let inherited = self
+            .inherited
+            .as_ref()
+            .filter(|seqs| seqs.contains(&claims.token_seq))
+            .map(|_| (&self.rs, self.psk_epoch));
+        batch
+            .or(inherited)
+            .map(|(rs, psk_epoch)| (resumption_psk(rs, &claims.session_id, psk_epoch), psk_epoch))
             .ok_or(TokenRefusal::Unknown)
     }
 
@@ -200,6 +327,8 @@ impl ResumptionRecord {
         self.floor = self.floor.max(pending.batch_first_seq.saturating_sub(1));
         let floor = self.floor;
         self.batches.retain(|b| b.first_seq > floor);
+        self.inherited = None;
+        self.adopted = false;
         Some(pending)
     }
 }

@@ -7,6 +7,7 @@ use jvpn_wire::frame::DataPacket;
 use jvpn_wire::{ControlMessage, MessageType};
 
 use super::record::{Pending, ResumptionRecord};
+use super::snapshot::Snapshot;
 use super::{DropReason, Inbound, RoleState, Session};
 use crate::{PathId, Reason, State, TimerKind};
 
@@ -17,6 +18,20 @@ impl Session {
             RoleState::Server(server) => server.record.as_deref_mut(),
             RoleState::Client(_) => None,
         }
+    }
+
+    /// Server: the last time the ownership store confirmed this node's ownership.
+    pub(crate) fn store_ok_at(&self) -> Option<std::time::Instant> {
+        match &self.role {
+            RoleState::Server(server) => server.record.as_ref().and_then(|r| r.store_ok_at),
+            RoleState::Client(_) => None,
+        }
+    }
+
+    /// Server: takes the queued handshake-layer answers (an adopted session that is forgotten
+    /// hands its authenticated error status to the endpoint to send).
+    pub(crate) fn take_handshake_frames(&mut self) -> Vec<(PathId, Vec<u8>)> {
+        self.handshake_out.drain(..).collect()
     }
 
     /// Server: whether the state and the switch budget allow a reattach now (no token taken:
@@ -64,13 +79,15 @@ impl Session {
     }
 
     /// Server: a frame under the keys of a pending reattach. Only a PATH_CONFIRM on the pending
-    /// path that echoes the challenge is accepted; it commits the binding. `None`: the frame is
-    /// not for the pending keys.
+    /// path that echoes the challenge is accepted; it makes the commit ready
+    /// ([`take_confirm_ready`](Self::take_confirm_ready)): the endpoint claims the record
+    /// (CAS #2) and only then commits the binding. `None`: the frame is not for the pending
+    /// keys.
     pub(super) fn try_pending_frame(
         &mut self,
         path: PathId,
         buf: &mut [u8],
-        now: Instant,
+        _now: Instant,
     ) -> Option<Inbound> {
         let index = DataPacket::new_checked(&*buf).ok()?.receiver_index();
         let RoleState::Server(server) = &mut self.role else {
@@ -98,13 +115,40 @@ impl Session {
             // Data or anything else before the confirmation: the binding is not committed.
             _ => return Some(Inbound::Dropped(DropReason::NotAttached)),
         };
-        self.commit_reattach(confirm, now);
+        if let Some(record) = server.record.as_deref_mut() {
+            record.confirm_ready = Some(confirm);
+        }
         Some(Inbound::Consumed)
     }
 
-    /// Server: PATH_CONFIRM proved keys and path: epoch + 1, fresh keys current, the old keys
-    /// fenced, `RS'` current, PATH_RESPONSE queued.
-    fn commit_reattach(&mut self, client_challenge: [u8; PATH_TOKEN_LEN], now: Instant) {
+    /// Server: the client's challenge of a PATH_CONFIRM that proved the pending reattach, if
+    /// one arrived since the last call. The caller claims the record, then calls
+    /// [`commit_reattach`](Self::commit_reattach) or ends the session.
+    pub(crate) fn take_confirm_ready(&mut self) -> Option<[u8; PATH_TOKEN_LEN]> {
+        self.record_mut()?.confirm_ready.take()
+    }
+
+    /// Server: the snapshot the commit of the pending reattach will leave: `RS'` current, the
+    /// token floor past every older batch, epoch + 1, the version after the commit's
+    /// transitions, a validated binding. `None` if nothing is pending or the switch budget
+    /// would refuse the commit.
+    pub(crate) fn snapshot_after_commit(&mut self, now: Instant) -> Option<Snapshot> {
+        if !self.sm.switch_available(now) || self.sm.state().is_terminated() {
+            return None;
+        }
+        let transitions = if self.sm.state().is_bound() { 2 } else { 1 };
+        let record = self.record_mut()?.snapshot_after_commit()?;
+        let mut snapshot = self.snapshot(true)?;
+        snapshot.record = record;
+        snapshot.epoch = snapshot.epoch.saturating_add(1);
+        snapshot.sm_version = snapshot.sm_version.saturating_add(transitions);
+        snapshot.recovery_deadline_unix_ms = None;
+        Some(snapshot)
+    }
+
+    /// Server: PATH_CONFIRM proved keys and path and the record is claimed: epoch + 1, fresh
+    /// keys current, the old keys fenced, `RS'` current, PATH_RESPONSE queued.
+    pub(crate) fn commit_reattach(&mut self, client_challenge: [u8; PATH_TOKEN_LEN], now: Instant) {
         let RoleState::Server(server) = &mut self.role else {
             return;
         };

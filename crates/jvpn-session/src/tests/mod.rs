@@ -1,5 +1,6 @@
 //! Sans-IO tests: a client `Session` and a server `Endpoint` wired in memory, virtual time.
 
+mod cluster;
 mod datapath;
 mod dos;
 mod garbage;

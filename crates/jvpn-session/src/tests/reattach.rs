@@ -9,15 +9,17 @@ use super::*;
 use crate::{DropReason, MemoryOwnershipStore, NodeId, OwnershipStore, Transmit, Version};
 
 /// The client's second path, and the server's name for it.
-const NEW_PATH: PathId = PathId(2);
-const NEW_SERVER_PATH: PathId = PathId(102);
+pub(super) const NEW_PATH: PathId = PathId(2);
+pub(super) const NEW_SERVER_PATH: PathId = PathId(102);
 
-fn retry() -> Duration {
+pub(super) fn retry() -> Duration {
     Policy::default().reattach_retry
 }
 
 /// Every datagram `poll` yields, with its path.
-fn drain(mut poll: impl FnMut(&mut Vec<u8>) -> Option<Transmit>) -> Vec<(PathId, Vec<u8>)> {
+pub(super) fn drain(
+    mut poll: impl FnMut(&mut Vec<u8>) -> Option<Transmit>,
+) -> Vec<(PathId, Vec<u8>)> {
     let mut buf = Vec::new();
     let mut out = Vec::new();
     while let Some(t) = poll(&mut buf) {
@@ -27,42 +29,42 @@ fn drain(mut poll: impl FnMut(&mut Vec<u8>) -> Option<Transmit>) -> Vec<(PathId,
 }
 
 /// Every datagram the client has to send now, with its path.
-fn client_out(h: &mut Harness) -> Vec<(PathId, Vec<u8>)> {
+pub(super) fn client_out(h: &mut Harness) -> Vec<(PathId, Vec<u8>)> {
     let now = h.now;
     drain(|buf| h.client.poll_transmit(now, buf))
 }
 
 /// Every datagram the server has to send now, with its path.
-fn server_out(h: &mut Harness) -> Vec<(PathId, Vec<u8>)> {
+pub(super) fn server_out(h: &mut Harness) -> Vec<(PathId, Vec<u8>)> {
     let now = h.now;
     drain(|buf| h.server.poll_transmit(now, buf))
 }
 
-fn only(mut datagrams: Vec<(PathId, Vec<u8>)>) -> (PathId, Vec<u8>) {
+pub(super) fn only(mut datagrams: Vec<(PathId, Vec<u8>)>) -> (PathId, Vec<u8>) {
     assert_eq!(datagrams.len(), 1, "exactly one datagram");
     datagrams.remove(0)
 }
 
 /// Lets the policy's minimum interval between planned switches pass.
-fn settle(h: &mut Harness) {
+pub(super) fn settle(h: &mut Harness) {
     h.advance(Policy::default().min_switch_interval);
 }
 
 /// Starts a planned rebind to `path` after the minimum switch interval, sending nothing yet.
-fn start_rebind(h: &mut Harness, path: PathId) {
+pub(super) fn start_rebind(h: &mut Harness, path: PathId) {
     settle(h);
     h.client.start_rebind(path, Reason::PlannedSwitch, h.now);
 }
 
 /// Starts a planned rebind to `path` (after the minimum switch interval) and runs it to the end
 /// (INIT, RESP, PATH_CONFIRM, PATH_RESPONSE).
-fn rebind(h: &mut Harness, path: PathId) {
+pub(super) fn rebind(h: &mut Harness, path: PathId) {
     start_rebind(h, path);
     h.pump();
 }
 
 /// Starts a planned rebind to [`NEW_PATH`] and returns its REATTACH_INIT, not yet delivered.
-fn first_init(h: &mut Harness) -> Vec<u8> {
+pub(super) fn first_init(h: &mut Harness) -> Vec<u8> {
     start_rebind(h, NEW_PATH);
     only(client_out(h)).1
 }
@@ -398,10 +400,13 @@ fn a_reattach_whose_ownership_claim_loses_is_superseded_and_ends_both_sides() {
     let mut h = harness_with_store(&keys, &store);
     h.pump();
     let sid = h.client.session_id().unwrap();
-    // Another node takes the session over.
-    store.claim(sid, NodeId(9), Some(Version(1))).unwrap();
+    start_rebind(&mut h, NEW_PATH);
+    // Another node takes the session over between our last ownership check and the claim.
+    store
+        .claim(sid, NodeId(9), Some(Version(1)), b"not a snapshot")
+        .unwrap();
 
-    rebind(&mut h, NEW_PATH);
+    h.pump();
 
     assert_eq!(h.server.counters().reattach.superseded, 1);
     assert_eq!(

@@ -59,6 +59,16 @@ impl History {
     pub fn observe(&mut self, record: &AuditRecord) {
         let (previous_version, current, previous_epoch) = match self.records.last() {
             Some(last) => (last.version, last.to, last.epoch),
+            // A server session rebuilt from the ownership store (another node's, or this
+            // node's before a restart) continues RECOVERING at the snapshot's version and
+            // epoch: its first record is the next step of that session, not a BIRTH.
+            None if record.from == State::Recovering => (
+                record.version.saturating_sub(1),
+                State::Recovering,
+                record
+                    .epoch
+                    .saturating_sub(u64::from(is_rebind(record.from, record.to))),
+            ),
             None => (0, State::Birth, 0),
         };
         if record.version != previous_version + 1 {
