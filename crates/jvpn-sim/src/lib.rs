@@ -12,11 +12,17 @@
 //! - hashes everything that happens (sends, deliveries, drops, copies, timeouts with their virtual
 //!   time offsets and bytes) into a [`TraceHash`]: same seed, same hash;
 //! - bounds the number of steps so that a live-locked node fails a test instead of hanging it;
-//! - adapts the jvpn session core ([`adapters`]).
+//! - adapts the jvpn session core ([`adapters`]);
+//! - runs the [`cluster`] scenario: a multipath client, one or two server nodes sharing an
+//!   ownership store, a replaying and forging attacker, node kills and restarts, and a
+//!   fault-injecting store ([`cluster::FaultyStore`]: unavailability, lost and late CAS replies),
+//!   with every invariant checked after every step, a (key, nonce) ledger over every frame sent,
+//!   and the store's history checked for linearizability ([`cluster::linear`]).
 //!
 //! What it does not do: simulate congestion, bandwidth or queues (delay is per datagram), run
-//! async code (the runtime shell is tested separately, over loopback), or read OS randomness
-//! other than to pick a seed when none is given ([`Seed::random`]).
+//! async code (the runtime shell is tested separately, over loopback), simulate several clients
+//! or a client crash, or read OS randomness other than to pick a seed when none is given
+//! ([`Seed::random`]).
 //!
 //! ```
 //! use jvpn_sim::{Network, Seed, base_instant, impair::{Delay, Loss}};

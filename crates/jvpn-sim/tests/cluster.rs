@@ -10,7 +10,7 @@
 
 use std::time::Instant;
 
-use jvpn_sim::cluster::{self, CI_SEEDS, RunReport};
+use jvpn_sim::cluster::{self, CI_SEEDS, RunReport, Scenario};
 use jvpn_sim::{SEED_ENV, SEEDS_ENV, Seed, base_instant};
 
 fn seeds() -> (Seed, u64) {
@@ -83,6 +83,66 @@ fn different_seeds_give_different_trace_hashes() {
     assert_ne!(a.trace, b.trace);
 }
 
+/// The first `count` seeds from `base` whose scenario satisfies `wanted`, and their reports.
+fn reports_of(base: Seed, count: usize, wanted: impl Fn(&Scenario) -> bool) -> Vec<RunReport> {
+    (0..)
+        .map(|n| base.nth(n))
+        .filter(|&seed| wanted(&Scenario::draw(seed)))
+        .take(count)
+        .map(|seed| cluster::run(seed, base_instant()).unwrap_or_else(|f| panic!("{f}")))
+        .collect()
+}
+
+#[test]
+fn restarted_nodes_refuse_the_lost_sessions_reattaches_and_the_client_starts_a_new_session() {
+    let (base, _) = seeds();
+
+    let reports = reports_of(base.nth(1 << 40), 40, |s| {
+        s.faults.outages.iter().any(|o| o.node == 0)
+    });
+
+    let sum = |f: fn(&RunReport) -> u64| reports.iter().map(f).sum::<u64>();
+    assert!(sum(|r| r.faults.restarts) > 0);
+    assert!(sum(|r| r.faults.lost_while_down) > 0);
+    assert!(sum(|r| r.faults.reattach_refused_after_restart) > 0);
+    assert!(sum(|r| r.faults.sessions_reestablished) > 0);
+}
+
+#[test]
+fn lost_and_late_claim_replies_keep_the_store_history_linearizable() {
+    let (base, _) = seeds();
+
+    let reports = reports_of(base.nth(1 << 41), 40, |s| s.faults.store.lost_reply_p > 0.0);
+
+    let sum = |f: fn(&RunReport) -> u64| reports.iter().map(f).sum::<u64>();
+    assert!(sum(|r| r.store.lost_replies) > 0);
+    assert!(sum(|r| r.linear.unknown) > 0);
+    // Every run claimed at least one session id, and its history was checked.
+    assert!(sum(|r| r.linear.histories) >= reports.len() as u64);
+}
+
+#[test]
+fn an_unavailable_store_fails_claims_without_moving_ownership() {
+    let (base, _) = seeds();
+
+    let reports = reports_of(base.nth(1 << 42), 40, |s| {
+        !s.faults.store.unavailable.is_empty()
+    });
+
+    assert!(reports.iter().map(|r| r.store.unavailable).sum::<u64>() > 0);
+}
+
+#[test]
+fn a_seed_with_restarts_and_store_faults_gives_the_same_report_twice() {
+    let (base, _) = seeds();
+    let faulty = |s: &Scenario| !s.faults.outages.is_empty() && s.faults.store.is_faulty();
+
+    let first = reports_of(base, 5, faulty);
+    let second = reports_of(base, 5, faulty);
+
+    assert_eq!(first, second);
+}
+
 #[derive(Debug, Default)]
 struct Totals {
     runs: u64,
@@ -98,6 +158,25 @@ struct Totals {
     relayed_reattach_accepted: u64,
     cross_node_handshake_sessions: u64,
     relayed_handshake_accepted: u64,
+    handshake_replays_after_restart: u64,
+    fault_seeds: u64,
+    restarts: u64,
+    lost_while_down: u64,
+    reattach_refused_after_restart: u64,
+    reconnects: u64,
+    sessions_reestablished: u64,
+    store_unavailable: u64,
+    lost_replies: u64,
+    delayed_writes: u64,
+    delayed_refused: u64,
+    own_write_conflicts: u64,
+    store_histories: u64,
+    store_ops: u64,
+    store_unknown_outcomes: u64,
+    store_search_states: u64,
+    nonce_frames: u64,
+    nonce_keys: u64,
+    nonce_unnamed: u64,
 }
 
 impl Totals {
@@ -115,6 +194,25 @@ impl Totals {
         self.relayed_reattach_accepted += r.attack.relayed_reattach_accepted;
         self.cross_node_handshake_sessions += r.attack.cross_node_handshake_sessions;
         self.relayed_handshake_accepted += r.attack.relayed_handshake_accepted;
+        self.handshake_replays_after_restart += r.attack.handshake_replays_after_restart;
+        self.fault_seeds += u64::from(r.faulty);
+        self.restarts += r.faults.restarts;
+        self.lost_while_down += r.faults.lost_while_down;
+        self.reattach_refused_after_restart += r.faults.reattach_refused_after_restart;
+        self.reconnects += r.faults.reconnects;
+        self.sessions_reestablished += r.faults.sessions_reestablished;
+        self.store_unavailable += r.store.unavailable;
+        self.lost_replies += r.store.lost_replies;
+        self.delayed_writes += r.store.delayed;
+        self.delayed_refused += r.store.delayed_refused;
+        self.own_write_conflicts += r.store.own_write_conflicts;
+        self.store_histories += r.linear.histories;
+        self.store_ops += r.linear.ops;
+        self.store_unknown_outcomes += r.linear.unknown;
+        self.store_search_states += r.linear.states;
+        self.nonce_frames += r.nonces.frames;
+        self.nonce_keys += r.nonces.keys;
+        self.nonce_unnamed += r.nonces.unnamed;
     }
 }
 

@@ -55,6 +55,17 @@ impl ClientNode {
         &mut self.session
     }
 
+    /// Replaces the session with `session` (the runtime's new BIRTH after the server lost the
+    /// old one), keeping the feed, the inbox and the events; returns the old session and its
+    /// checked history.
+    pub fn replace_session(&mut self, session: Session) -> (Session, History) {
+        let old = std::mem::replace(&mut self.session, session);
+        let history = std::mem::take(&mut self.history);
+        self.last_inbound = None;
+        self.drain_events();
+        (old, history)
+    }
+
     /// The feed, if any.
     #[must_use]
     pub fn feed(&self) -> Option<&Feed> {

@@ -13,6 +13,7 @@ use jvpn_wire::{MessageType, peek_type};
 use rand::Rng;
 use rand::seq::IndexedRandom;
 
+use super::nonce::NonceLedger;
 use crate::impair::{Datagram, Fate, ImpairContext, Impairment, SimRng, Tap};
 use crate::node::{LinkId, Node};
 use crate::trace::{CopyKind, DropCause};
@@ -56,12 +57,15 @@ pub(crate) struct Ledger {
     pub(crate) seen_inits: BTreeSet<(usize, FrameHash)>,
     /// What a node made of an initiation the first time it saw it (for failure messages).
     pub(crate) first_outcome: std::collections::BTreeMap<(usize, FrameHash), String>,
-    /// `(node, hash)` of HANDSHAKE_INITs that created or rekeyed a session there.
-    pub(crate) accepted_handshakes: BTreeSet<(usize, FrameHash)>,
+    /// `(node, hash)` of HANDSHAKE_INITs that created or rekeyed a session there, with the
+    /// node's incarnation that did.
+    pub(crate) accepted_handshakes: std::collections::BTreeMap<(usize, FrameHash), u32>,
     /// REATTACH_INITs some node answered OK.
     pub(crate) accepted_inits: BTreeSet<FrameHash>,
     pub(crate) violations: Vec<String>,
     pub(crate) figures: AttackFigures,
+    /// Every (key, nonce) sealed by the client and the nodes.
+    pub(crate) nonces: NonceLedger,
 }
 
 /// What the attacker did and what came of it, over one run.
@@ -91,6 +95,10 @@ pub struct AttackFigures {
     /// HANDSHAKE_INITs already answered by one node that created a session on the other
     /// (the timestamp replay guard is per node).
     pub cross_node_handshake_sessions: u64,
+    /// HANDSHAKE_INITs accepted by a node before its restart and again after it (the
+    /// timestamp replay guard lives in memory): each makes an orphan session the attacker
+    /// cannot use, superseded by the client's next handshake.
+    pub handshake_replays_after_restart: u64,
 }
 
 impl Ledger {
