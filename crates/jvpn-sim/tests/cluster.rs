@@ -158,6 +158,7 @@ struct Totals {
     relayed_reattach_accepted: u64,
     cross_node_handshake_sessions: u64,
     relayed_handshake_accepted: u64,
+    reattach_accepted_after_early_drop: u64,
     handshake_replays_after_restart: u64,
     fault_seeds: u64,
     restarts: u64,
@@ -194,6 +195,7 @@ impl Totals {
         self.relayed_reattach_accepted += r.attack.relayed_reattach_accepted;
         self.cross_node_handshake_sessions += r.attack.cross_node_handshake_sessions;
         self.relayed_handshake_accepted += r.attack.relayed_handshake_accepted;
+        self.reattach_accepted_after_early_drop += r.attack.reattach_accepted_after_early_drop;
         self.handshake_replays_after_restart += r.attack.handshake_replays_after_restart;
         self.fault_seeds += u64::from(r.faulty);
         self.restarts += r.faults.restarts;

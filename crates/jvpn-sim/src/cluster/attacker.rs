@@ -62,6 +62,9 @@ pub(crate) struct Ledger {
     pub(crate) accepted_handshakes: std::collections::BTreeMap<(usize, FrameHash), u32>,
     /// REATTACH_INITs some node answered OK.
     pub(crate) accepted_inits: BTreeSet<FrameHash>,
+    /// REATTACH_INITs a node took to its proof of possession (a Diffie-Hellman was spent on
+    /// them), by node: a later acceptance of one of these is a replay.
+    pub(crate) processed_inits: BTreeSet<(usize, FrameHash)>,
     pub(crate) violations: Vec<String>,
     pub(crate) figures: AttackFigures,
     /// Every (key, nonce) sealed by the client and the nodes.
@@ -88,10 +91,15 @@ pub struct AttackFigures {
     /// REATTACH_INITs accepted that an attacker delivered first (held and released, or
     /// relayed ahead of the original): allowed, they cannot move the binding.
     pub relayed_reattach_accepted: u64,
-    /// HANDSHAKE_INITs a node refused (e.g. a resume off the bound path, `WrongPath`) and
-    /// accepted when the attacker delivered the same bytes again (on the bound path): the
-    /// timestamp guard only records accepted initiations.
+    /// HANDSHAKE_INITs a node refused and accepted when the attacker delivered the same bytes
+    /// again. A resume refused off the bound path (`WrongPath`) now consumes its timestamp, so
+    /// that case (seed 7980) no longer occurs; what remains are copies first dropped before
+    /// any DH (rate limit, cookie).
     pub relayed_handshake_accepted: u64,
+    /// REATTACH_INITs accepted by a node that had dropped an earlier copy before its proof of
+    /// possession (no DH: the session was unknown there, e.g. the store could not be read, or
+    /// the copy was rate-limited): a first processing, not a replay.
+    pub reattach_accepted_after_early_drop: u64,
     /// HANDSHAKE_INITs already answered by one node that created a session on the other
     /// (the timestamp replay guard is per node).
     pub cross_node_handshake_sessions: u64,

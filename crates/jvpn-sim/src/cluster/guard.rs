@@ -266,12 +266,20 @@ impl Node for GuardedServer {
                 if seen_here {
                     ledger.figures.reattach_replays_delivered += 1;
                 }
+                let processed_before = ledger.processed_inits.contains(&(index, h));
+                if after.reattach.wire.dh_started > before.reattach.wire.dh_started {
+                    ledger.processed_inits.insert((index, h));
+                }
                 if after.reattach.accepted > before.reattach.accepted {
-                    if seen_here || accepted_elsewhere {
+                    if seen_here && !processed_before && !accepted_elsewhere {
+                        ledger.figures.reattach_accepted_after_early_drop += 1;
+                    }
+                    if processed_before || accepted_elsewhere {
                         ledger.violation(format!(
                             "replayed REATTACH_INIT on {from_link} accepted by server node \
-                             {index} (incarnation {}; seen here before: {seen_here}, accepted \
-                             before: {accepted_elsewhere}); first delivery: {first}",
+                             {index} (incarnation {}; processed here before: \
+                             {processed_before}, accepted before: {accepted_elsewhere}); first \
+                             delivery: {first}",
                             self.incarnation
                         ));
                     }

@@ -12,7 +12,7 @@
 //! [`Outage`]s (the node's `Endpoint` is dropped with every node-local cache, datagrams to it
 //! are lost, and after 50 ms–4 s a fresh `Endpoint` starts with the same static key, token key,
 //! node id and store but a new random stream); in ~10 % store unavailability windows and in
-//! ~10 % lost CAS replies ([`FaultyStore`]: 10 % of claims apply but answer `Unavailable`, a
+//! ~10 % lost CAS replies ([`FaultyStore`]: 10 % of claims apply but answer `Unknown`, a
 //! third of those landing up to 2 s late, compared when they land). The client, like the
 //! runtime, starts a new BIRTH (up to 3) when a server answers that it lost the session.
 //!

@@ -3,7 +3,7 @@
 //! [`FaultyStore`] wraps a [`MemoryOwnershipStore`] and, driven by a [`StorePlan`] drawn from
 //! the seed: answers every call `Unavailable` during the plan's windows (nothing applied), and
 //! BUGGIFY-style loses the reply of some claims after the write applied (the caller is told
-//! `Unavailable`: "outcome unknown"), a few of those applied late (a delayed CAS, compared when
+//! `Unknown`: the outcome is unknown, and the node must re-read), a few of those applied late (a delayed CAS, compared when
 //! it lands, as an etcd `Txn` would be). Every call is recorded as a [`StoreOp`] for the
 //! linearizability check ([`super::linear`]). The wrapper stays thin: the record semantics are
 //! the inner store's.
@@ -16,7 +16,9 @@ use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use jvpn_session::{MemoryOwnershipStore, NodeId, OwnershipError, OwnershipStore, Version};
+use jvpn_session::{
+    MemoryOwnershipStore, NodeId, OwnershipError, OwnershipRecord, OwnershipStore, Version,
+};
 use jvpn_wire::SessionId;
 use rand::Rng;
 
@@ -29,7 +31,7 @@ use crate::seed::Seed;
 pub struct StorePlan {
     /// Windows of virtual time in which every call fails `Unavailable` and nothing applies.
     pub unavailable: Vec<Range<Duration>>,
-    /// Chance that a claim's reply is lost after the claim was sent (told `Unavailable`).
+    /// Chance that a claim's reply is lost after the claim was sent (told `Unknown`).
     pub lost_reply_p: f64,
     /// Of the lost replies, the chance the write lands late instead of at once.
     pub delayed_p: f64,
@@ -65,8 +67,8 @@ pub struct StoreFigures {
     /// Late writes that found the record moved on (the compare failed when they landed).
     pub delayed_refused: u64,
     /// Claims refused because the record had moved on to the claiming node itself: its own
-    /// earlier claim applied though its reply was lost. S16 expects a re-read here; the node
-    /// answers SUPERSEDED and ends the session instead (safe, but the session is lost).
+    /// earlier claim applied though its reply was lost (S16: the node re-reads on `Unknown`,
+    /// so this counts a claim made without having re-read).
     pub own_write_conflicts: u64,
 }
 
@@ -84,6 +86,7 @@ struct Delayed {
     session: SessionId,
     node: NodeId,
     expected: Option<Version>,
+    snapshot: Vec<u8>,
 }
 
 #[derive(Debug)]
@@ -129,9 +132,14 @@ impl Shared {
         self.delayed = later;
         for write in due {
             if inner
-                .claim(write.session, write.node, write.expected)
-                .is_err()
+                .claim(write.session, write.node, write.expected, &write.snapshot)
+                .is_ok()
             {
+                *self
+                    .ok_claims
+                    .entry((write.node, write.session))
+                    .or_insert(0) += 1;
+            } else {
                 self.figures.delayed_refused += 1;
             }
         }
@@ -186,7 +194,8 @@ impl FaultyStore {
         self.inner.owner(session).ok().flatten()
     }
 
-    /// How many claims by `node` on `session` were answered with a new version.
+    /// How many claims by `node` on `session` the store committed, whether or not the answer
+    /// reached the node (a node that learns of a lost answer by re-reading may bind on it).
     #[must_use]
     pub fn ok_claims(&self, node: NodeId, session: SessionId) -> u64 {
         self.lock()
@@ -232,6 +241,7 @@ impl OwnershipStore for FaultyStore {
         session: SessionId,
         node: NodeId,
         expected: Option<Version>,
+        snapshot: &[u8],
     ) -> Result<Version, OwnershipError> {
         let mut shared = self.lock();
         shared.land_due(&self.inner);
@@ -256,15 +266,18 @@ impl OwnershipStore for FaultyStore {
                     session,
                     node,
                     expected,
+                    snapshot: snapshot.to_vec(),
                 });
             } else {
-                // Applied, whatever it returned: the caller never hears of it.
-                let _ = self.inner.claim(session, node, expected);
+                // Sent and decided by the store; the caller never hears how.
+                if self.inner.claim(session, node, expected, snapshot).is_ok() {
+                    *shared.ok_claims.entry((node, session)).or_insert(0) += 1;
+                }
             }
             shared.record(session, call, Outcome::Unknown, invoked);
-            return Err(OwnershipError::Unavailable);
+            return Err(OwnershipError::Unknown);
         }
-        let result = self.inner.claim(session, node, expected);
+        let result = self.inner.claim(session, node, expected, snapshot);
         match result {
             Ok(_) => *shared.ok_claims.entry((node, session)).or_insert(0) += 1,
             Err(OwnershipError::Conflict { owner, .. }) if owner == node => {
@@ -292,7 +305,7 @@ impl OwnershipStore for FaultyStore {
         removed
     }
 
-    fn owner(&self, session: SessionId) -> Result<Option<(NodeId, Version)>, OwnershipError> {
+    fn read(&self, session: SessionId) -> Result<Option<OwnershipRecord>, OwnershipError> {
         let mut shared = self.lock();
         shared.land_due(&self.inner);
         shared.figures.calls += 1;
@@ -302,9 +315,10 @@ impl OwnershipStore for FaultyStore {
             // A failed read has no effect and tells nothing: nothing to record.
             return Err(OwnershipError::Unavailable);
         }
-        let result = self.inner.owner(session);
-        if let Ok(record) = result {
-            shared.record(session, Call::Read, Outcome::Read(record), invoked);
+        let result = self.inner.read(session);
+        if let Ok(record) = &result {
+            let seen = record.as_ref().map(|r| (r.owner, r.version));
+            shared.record(session, Call::Read, Outcome::Read(seen), invoked);
         }
         result
     }
@@ -331,7 +345,7 @@ mod tests {
         });
         store.set_now(Duration::from_millis(1_500));
 
-        let claim = store.claim(SID, A, None);
+        let claim = store.claim(SID, A, None, &[]);
 
         assert_eq!(claim, Err(OwnershipError::Unavailable));
         assert_eq!(store.peek(SID), None);
@@ -340,17 +354,17 @@ mod tests {
     }
 
     #[test]
-    fn a_lost_reply_applies_the_claim_but_tells_the_caller_unavailable() {
+    fn a_lost_reply_applies_the_claim_but_tells_the_caller_the_outcome_is_unknown() {
         let store = store(StorePlan {
             lost_reply_p: 1.0,
             ..StorePlan::healthy()
         });
 
-        let claim = store.claim(SID, A, None);
+        let claim = store.claim(SID, A, None, &[]);
 
-        assert_eq!(claim, Err(OwnershipError::Unavailable));
+        assert_eq!(claim, Err(OwnershipError::Unknown));
         assert_eq!(store.peek(SID), Some((A, Version(1))));
-        assert_eq!(store.ok_claims(A, SID), 0);
+        assert_eq!(store.ok_claims(A, SID), 1);
         assert_eq!(store.figures().lost_replies, 1);
     }
 
@@ -363,14 +377,16 @@ mod tests {
             ..StorePlan::healthy()
         });
         let healthy = store.inner.clone();
-        healthy.claim(SID, A, None).expect("first claim");
+        healthy.claim(SID, A, None, &[]).expect("first claim");
 
         // A's claim on v1 is delayed; B moves the record to v2 before it lands.
-        let zombie = store.claim(SID, A, Some(Version(1)));
-        healthy.claim(SID, B, Some(Version(1))).expect("B wins v2");
+        let zombie = store.claim(SID, A, Some(Version(1)), &[]);
+        healthy
+            .claim(SID, B, Some(Version(1)), &[])
+            .expect("B wins v2");
         store.set_now(Duration::from_secs(1));
 
-        assert_eq!(zombie, Err(OwnershipError::Unavailable));
+        assert_eq!(zombie, Err(OwnershipError::Unknown));
         assert_eq!(store.peek(SID), Some((B, Version(2))));
         assert_eq!(store.figures().delayed_refused, 1);
     }
@@ -388,7 +404,7 @@ mod tests {
             store.set_now(Duration::from_millis(step * 10));
             let who = usize::from(step % 3 == 0);
             let node = [A, B][who];
-            match store.claim(SID, node, expected[who]) {
+            match store.claim(SID, node, expected[who], &[]) {
                 Ok(v) => expected[who] = Some(v),
                 Err(OwnershipError::Conflict { current, .. }) => expected[who] = Some(current),
                 Err(_) => {}
