@@ -86,7 +86,7 @@ impl Endpoint {
         }
         match self.dh_gate(path, source, buf, now) {
             Gate::Proceed => {}
-            Gate::Cookie => return EndpointInbound::Consumed,
+            Gate::Cookie => return EndpointInbound::AnsweredStatelessly,
             Gate::RateLimited => return self.drop_here(DropReason::RateLimited),
         }
         let incoming =
