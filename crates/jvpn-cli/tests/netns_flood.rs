@@ -15,10 +15,11 @@
 //! Phases: (1) S19, one captured honest HANDSHAKE_INIT replayed as fast as the attacker can for
 //! [`REPLAY_FOR`]: the server must not go under load (no cookie reply at all); (2) S18, the
 //! spoofed flood at [`FLOOD_PPS`]; once the server answers it with cookies, the honest clients
-//! start (spread over [`SPREAD`], each given [`ATTACH_TIMEOUT`]). Pass criteria are ratios, not
+//! start (spread over [`SPREAD`], each given [`ATTACH_TIMEOUT`]); the flood lasts at least
+//! [`FLOOD_AT_LEAST`]. Pass criteria are ratios, not
 //! wall-clock thresholds: attached / clients ≥ 0.99 and bytes out ≤ bytes in for the /16. The
 //! figures (flood rate achieved, attach share, p50/p99, byte ratio, DH/s) are printed for
-//! docs/attack-scenarios.md. The whole test is bounded by its waits: about 30 s on a quiet machine,
+//! docs/attack-scenarios.md. The whole test is bounded by its waits: about 20 s on a quiet machine,
 //! at most about 90 s on a loaded one.
 //!
 //! Needs root and `nft`; without them it prints `skipping: <reason>` and passes (with
@@ -39,7 +40,7 @@ use std::time::Duration;
 use jvpn::wire::PublicKey;
 use jvpn_netns::flood::{self, FloodConfig, FloodMode, FloodReport};
 use jvpn_netns::load::{self, AttachConfig, AttachReport};
-use jvpn_netns::{Namespace, wait_for};
+use jvpn_netns::{Deadline, Namespace, wait_for};
 use serde_json::Value;
 
 use support::{Keys, Node, POLL, PORT, Policy, genkey, start_server, testbed, workdir};
@@ -51,9 +52,14 @@ const SEED: u64 = 0x5eed_0018;
 /// The spoofed network.
 const SPOOFED: Ipv4Addr = Ipv4Addr::new(10, 50, 0, 0);
 const SPOOFED_LEN: u8 = 16;
-/// The spoofed flood's target rate (datagrams per second): 300 × the server's "under load"
-/// threshold of DH starts; the rate achieved is printed.
-const FLOOD_PPS: u32 = 20_000;
+/// The spoofed flood's target rate (datagrams per second), printed as achieved. 150 × the
+/// server's "under load" threshold of DH starts: without cookies this would be 20 000 Diffie-Hellman
+/// operations per second, more than the two cores can do. It stays below what the server can
+/// *receive* on a loaded 2-core machine, because a flood that fills the socket buffer is a
+/// volumetric attack, which jvpn does not claim to withstand (docs/threat-model.md §8); at
+/// 20 000 pkt/s with other builds running, about half the datagrams were dropped by the kernel
+/// and honest p99 rose to 12 s (still 200/200).
+const FLOOD_PPS: u32 = 10_000;
 /// How long the replay burst lasts.
 const REPLAY_FOR: Duration = Duration::from_secs(3);
 /// Honest client starts are spread over this.
@@ -64,6 +70,9 @@ const ATTACH_TIMEOUT: Duration = Duration::from_secs(30);
 const RETRY: Duration = Duration::from_secs(1);
 /// The flood stops by itself after this even if the test goes wrong.
 const FLOOD_AT_MOST: Duration = Duration::from_secs(60);
+/// The flood lasts at least this long, even when the honest clients are done sooner, so that the
+/// byte ratio and the DH rate are those of a sustained flood.
+const FLOOD_AT_LEAST: Duration = Duration::from_secs(10);
 
 /// The nftables table of this test (separate from the firewall helpers' `jvpn_test`).
 const COUNTERS: &str = "jvpn_flood";
@@ -127,6 +136,7 @@ fn under_a_spoofed_handshake_flood_honest_clients_attach_and_spoofed_sources_get
     let before = endpoint(&server);
     let nft_before = counters(&server_ns);
     let stop = Arc::new(AtomicBool::new(false));
+    let sustained = Deadline::after(FLOOD_AT_LEAST);
     let flooder = run_flood(
         &attacker_ns,
         FloodConfig {
@@ -154,6 +164,7 @@ fn under_a_spoofed_handshake_flood_honest_clients_attach_and_spoofed_sources_get
             honest_keys,
         )
     });
+    std::thread::sleep(sustained.remaining());
     // Still flooding: the spoofed sources must not have grown the server's path table.
     let during = endpoint(&server);
     stop.store(true, Ordering::Relaxed);
