@@ -2,8 +2,9 @@
 //!
 //! One reader task per listener hands datagrams (in recycled buffers) to a single driver task,
 //! which owns the sans-IO [`Endpoint`]. The driver names each (listener, remote) pair with a
-//! [`PathId`]; pairs that never get past the endpoint's checks are forgotten at once, so spoofed
-//! sources cannot grow the table.
+//! [`PathId`]; pairs that never get past the endpoint's checks are forgotten at once, and pairs
+//! answered statelessly (a cookie reply under load) once the reply is sent, so spoofed sources
+//! cannot grow the table.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -21,7 +22,9 @@ use tokio::task::JoinHandle;
 use crate::clock;
 use crate::driver::{self, Command, InboundQueue, Status};
 use crate::error::{SendError, ServerError};
-use crate::tunnel::{Route, ServerTunSide, SessionStatus, StatusSource, TunnelStatus};
+use crate::tunnel::{
+    EndpointStatus, Route, ServerTunSide, SessionStatus, StatusSource, TunnelStatus,
+};
 
 /// How many (listener, remote) pairs the server remembers at most; beyond it, new remotes are
 /// dropped until sessions end. Every live session needs one.
@@ -147,6 +150,7 @@ impl Server {
             local,
             events: events.clone(),
             paths: PathTable::default(),
+            stateless: Vec::new(),
         };
         tasks.push(tokio::spawn(state.run()));
         // The application side of the datagram API; `start` replaces it with a live one.
@@ -266,6 +270,10 @@ impl PathTable {
         if self.by_target.len() >= MAX_PATHS {
             return None;
         }
+        // After a wrap, never hand out an id a live pair still holds.
+        while self.by_path.contains_key(&PathId(self.next)) {
+            self.next = self.next.wrapping_add(1);
+        }
         let path = PathId(self.next);
         self.next = self.next.wrapping_add(1);
         self.by_target.insert(target, path);
@@ -294,6 +302,9 @@ struct ServerDriver {
     local: ServerLocal,
     events: broadcast::Sender<(SessionHandle, Event)>,
     paths: PathTable,
+    /// Pairs created for a datagram the endpoint answered statelessly: forgotten once the
+    /// answer is sent.
+    stateless: Vec<PathId>,
 }
 
 /// Where the server's inner packets come from and go to.
@@ -411,6 +422,7 @@ impl ServerDriver {
                 }
             }
             EndpointInbound::Dropped(_) if created => self.paths.forget(path),
+            EndpointInbound::AnsweredStatelessly if created => self.stateless.push(path),
             _ => {}
         }
     }
@@ -453,6 +465,26 @@ impl ServerDriver {
             unknown_destination_drops,
             source_not_allowed_drops,
             reconnects: 0,
+            endpoint: Some(self.endpoint_status()),
+        }
+    }
+
+    fn endpoint_status(&self) -> EndpointStatus {
+        let c = self.endpoint.counters();
+        EndpointStatus {
+            sessions_created: c.sessions_created,
+            dh_started: c.dh_started,
+            reattach_dh_started: c.reattach.wire.dh_started,
+            mac1_rejected: c.mac1_rejected,
+            noise_failed: c.noise_failed,
+            init_replays: c.dos.init_replays,
+            cookie_replies: c.dos.cookie_replies,
+            cookie_reply_bytes: c.dos.cookie_reply_bytes,
+            cookie_request_bytes: c.dos.cookie_request_bytes,
+            rate_limited: c.dos.rate_limited,
+            pending_cap: c.dos.pending_cap,
+            amplification_withheld: c.dos.amplification_withheld,
+            paths: self.paths.by_path.len() as u64,
         }
     }
 
@@ -536,6 +568,9 @@ impl ServerDriver {
             {
                 tracing::debug!(%error, ?remote, "listener send error");
             }
+        }
+        for path in self.stateless.drain(..) {
+            self.paths.forget(path);
         }
         while let Some((handle, mut event)) = self.endpoint.poll_event() {
             let session = self.endpoint.session(handle);

@@ -446,6 +446,7 @@ impl ClientDriver {
             unknown_destination_drops: self.local.unknown_destination(),
             source_not_allowed_drops: self.local.source_not_allowed(),
             reconnects: self.reconnects,
+            endpoint: None,
         }
     }
 }

@@ -9,6 +9,7 @@ fn sample_status() -> TunnelStatus {
         unknown_destination_drops: 3,
         source_not_allowed_drops: 0,
         reconnects: 1,
+        endpoint: None,
     }
 }
 

@@ -23,8 +23,8 @@ pub(crate) use server::{Route, ServerTunSide};
 pub use server::{ServerTunnel, ServerTunnelConfig, TunnelPeer};
 pub(crate) use status::millis;
 pub use status::{
-    PathStatus, STATUS_SCHEMA_VERSION, SessionStatus, StatusSource, SwitchStatus, TunStatus,
-    TunnelStatus,
+    EndpointStatus, PathStatus, STATUS_SCHEMA_VERSION, SessionStatus, StatusSource, SwitchStatus,
+    TunStatus, TunnelStatus,
 };
 
 use jvpn_session::AuditRecord;

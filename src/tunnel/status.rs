@@ -30,6 +30,43 @@ pub struct TunnelStatus {
     /// Sessions started after the previous one was lost (client: new BIRTHs after a server
     /// restart).
     pub reconnects: u64,
+    /// Server: what the endpoint counted outside its sessions (handshakes, the DoS defences).
+    /// Absent in a client's status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<EndpointStatus>,
+}
+
+/// A server endpoint's counters outside any session: handshake work and the DoS defences
+/// (docs/protocol.md §5). Counted since the server started.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointStatus {
+    /// Sessions created by a first handshake.
+    pub sessions_created: u64,
+    /// HANDSHAKE_INITs that passed MAC1 and cost a Diffie-Hellman.
+    pub dh_started: u64,
+    /// REATTACH_INITs that cost a Diffie-Hellman.
+    pub reattach_dh_started: u64,
+    /// HANDSHAKE_INITs dropped for a wrong MAC1 (no DH).
+    pub mac1_rejected: u64,
+    /// HANDSHAKE_INITs that failed inside Noise (after their DH).
+    pub noise_failed: u64,
+    /// HANDSHAKE_INITs dropped as exact replays, before any DH and before counting toward load.
+    pub init_replays: u64,
+    /// COOKIE_REPLYs sent (under load, no valid MAC2).
+    pub cookie_replies: u64,
+    /// Bytes of those replies.
+    pub cookie_reply_bytes: u64,
+    /// Bytes of the requests they answered.
+    pub cookie_request_bytes: u64,
+    /// Under load with a valid MAC2, dropped by the per-source token bucket.
+    pub rate_limited: u64,
+    /// Reattaches refused because the global cap of pending reattaches was reached.
+    pub pending_cap: u64,
+    /// Datagrams withheld because they would have taken an unvalidated path past three times
+    /// the bytes received from it.
+    pub amplification_withheld: u64,
+    /// (listener, remote) pairs the server remembers now.
+    pub paths: u64,
 }
 
 /// The TUN device.

@@ -19,6 +19,11 @@
 //!   machine cannot run namespace tests (not root, tools missing), unless `JVPN_NETNS_REQUIRE=1`
 //!   turns that into an error (for CI).
 //!
+//! DoS tools for the flood scenarios (ATTACKS.md S18, S19): [`flood`] sends valid-MAC1
+//! HANDSHAKE_INITs from spoofed sources (or replays one captured datagram) through a raw socket;
+//! [`load`] attaches many honest `jvpn` clients at once and reports attach latency percentiles.
+//! Both have a command-line twin for runs by hand (`jvpn-flood`, `jvpn-attach`).
+//!
 //! Not here: a userspace relay for delay/reorder/duplication (the kernel has no netem on our
 //! machines), IPv6 path addresses, and anything outside namespaces the testbed created (the root
 //! namespace's interfaces and firewall are never touched).
@@ -40,6 +45,8 @@ mod capability;
 mod command;
 mod error;
 mod firewall;
+pub mod flood;
+pub mod load;
 mod names;
 mod namespace;
 mod process;

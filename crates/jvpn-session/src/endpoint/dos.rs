@@ -1,6 +1,7 @@
 //! Denial-of-service defences of the endpoint (docs/protocol.md §5, ATTACKS.md §3.4): the
 //! exact-replay filter of HANDSHAKE_INITs, the "under load" detector, the cookie gate, per-source
-//! token buckets and the bound on pending reattaches. Every table here is bounded.
+//! token buckets and the bound on pending reattaches. Every table here is bounded. The
+//! anti-amplification budget of unvalidated paths is in `amplification.rs`.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -39,6 +40,9 @@ pub struct DosLimits {
     pub pending_reattach_ttl: Duration,
     /// COOKIE_REPLYs queued and not yet polled (default 1024; more are dropped).
     pub cookie_queue: usize,
+    /// Unvalidated paths whose bytes in and out the anti-amplification budget tracks (default
+    /// 4096; the least recently used one is forgotten, and with it its budget).
+    pub amplification_table: usize,
 }
 
 impl Default for DosLimits {
@@ -53,6 +57,7 @@ impl Default for DosLimits {
             max_pending_reattaches: 1024,
             pending_reattach_ttl: Duration::from_secs(10),
             cookie_queue: 1024,
+            amplification_table: 4096,
         }
     }
 }
@@ -77,6 +82,11 @@ pub struct DosStats {
     pub pending_cap: u64,
     /// Pending reattaches forgotten because no PATH_CONFIRM came in time.
     pub pending_expired: u64,
+    /// Datagrams withheld (dropped, never sent) because they would have taken an unvalidated
+    /// path past three times the bytes received from it.
+    pub amplification_withheld: u64,
+    /// Bytes of those datagrams.
+    pub amplification_withheld_bytes: u64,
 }
 
 /// What the gate decided for one message that would cost a DH.
@@ -313,6 +323,12 @@ impl Endpoint {
         self.expire_pending(now);
         self.pending_reattaches.contains_key(&handle)
             || self.pending_reattaches.len() < self.dos_limits.max_pending_reattaches
+    }
+
+    /// Sessions holding a pending reattach (test only).
+    #[cfg(test)]
+    pub(crate) fn pending_reattach_count(&self) -> usize {
+        self.pending_reattaches.len()
     }
 }
 

@@ -47,7 +47,7 @@ impl Endpoint {
         }
         match self.dh_gate(path, source, buf, now) {
             Gate::Proceed => {}
-            Gate::Cookie => return EndpointInbound::Consumed,
+            Gate::Cookie => return EndpointInbound::AnsweredStatelessly,
             Gate::RateLimited => return self.drop_here(DropReason::RateLimited),
         }
         let mut payload = [0u8; MAX_HANDSHAKE_PAYLOAD];

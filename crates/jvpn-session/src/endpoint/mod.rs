@@ -1,6 +1,7 @@
 //! The server side: answers handshakes, demultiplexes datagrams by receiver index, owns
 //! many sessions.
 
+mod amplification;
 mod cluster;
 mod dos;
 mod handshake;
@@ -50,6 +51,11 @@ pub enum EndpointInbound {
     },
     /// A handshake or control message, handled.
     Consumed,
+    /// Answered without keeping any state for this path: under load, an initiation without a
+    /// valid MAC2 got a COOKIE_REPLY (queued on this path). Once that reply is sent, a runtime
+    /// that names remotes with path ids can forget this one, so spoofed sources cannot grow its
+    /// table.
+    AnsweredStatelessly,
     /// Dropped silently and counted under this reason (in the endpoint's counters when no
     /// session owned it, otherwise in that session's stats).
     Dropped(DropReason),
@@ -240,6 +246,8 @@ pub struct Endpoint {
     pending_reattaches: BTreeMap<SessionHandle, Instant>,
     /// When the next ownership check runs (`None`: no live session).
     next_ownership_check: Option<Instant>,
+    /// Bytes in and out of unvalidated paths, and which paths are validated.
+    amplification: amplification::AmplificationGuard,
 }
 
 impl fmt::Debug for Endpoint {
@@ -310,6 +318,7 @@ impl Endpoint {
             replies_out: VecDeque::new(),
             pending_reattaches: BTreeMap::new(),
             next_ownership_check: None,
+            amplification: amplification::AmplificationGuard::default(),
         })
     }
 
@@ -342,7 +351,9 @@ impl Endpoint {
 
     /// Processes one received datagram from `source` (opaque bytes naming the remote address,
     /// e.g. the socket address as the runtime sees it): the cookie of a COOKIE_REPLY and the
-    /// per-source token bucket are keyed by it (docs/protocol.md §5).
+    /// per-source token bucket are keyed by it (docs/protocol.md §5). The anti-amplification
+    /// budget is kept per `path`: until the path is validated, the endpoint sends it at most
+    /// three times the bytes received on it.
     pub fn handle_datagram_from(
         &mut self,
         path: PathId,
@@ -350,6 +361,8 @@ impl Endpoint {
         buf: &mut [u8],
         now: Instant,
     ) -> EndpointInbound {
+        self.amplification
+            .on_received(path, buf.len(), self.dos_limits.amplification_table);
         let result = match peek_type(buf) {
             Err(_) => EndpointInbound::Dropped(DropReason::Malformed),
             Ok(MessageType::HandshakeInit) => self.handle_init(path, source, buf, now),
@@ -382,6 +395,11 @@ impl Endpoint {
         };
         if session.epoch() > epoch {
             self.counters.rebinds = self.counters.rebinds.saturating_add(1);
+        }
+        // Authenticated on the binding (or a PATH_CONFIRM that just moved it here): the client
+        // holds keys only a reply sent to this path gave it, so the path is validated.
+        if !matches!(inbound, Inbound::Dropped(_)) && session.bound_path() == Some(path) {
+            self.amplification.validate(path, handle);
         }
         self.registry.touched(handle, session);
         match inbound {
@@ -443,8 +461,24 @@ impl Endpoint {
     }
 
     /// Writes the next datagram to send into `buf`. Sessions take turns (round robin in
-    /// handle order), so one busy session cannot starve the others.
+    /// handle order), so one busy session cannot starve the others. A datagram that would take
+    /// an unvalidated path past three times the bytes received from it is withheld (dropped
+    /// and counted in `dos.amplification_withheld`), and the next one is tried.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
+        loop {
+            let transmit = self.next_transmit(now, buf)?;
+            if self.amplification.allow(transmit.path, transmit.len) {
+                return Some(transmit);
+            }
+            let stats = &mut self.counters.dos;
+            stats.amplification_withheld = stats.amplification_withheld.saturating_add(1);
+            stats.amplification_withheld_bytes = stats
+                .amplification_withheld_bytes
+                .saturating_add(u64::try_from(transmit.len).unwrap_or(u64::MAX));
+        }
+    }
+
+    fn next_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
         if let Some((path, reply)) = self
             .cookie_out
             .pop_front()
@@ -521,6 +555,7 @@ impl Endpoint {
                 }
             }
             self.registry.index.retain(|_, h| *h != handle);
+            self.amplification.forget_session(handle);
             self.registry.tx_ready.remove(&handle);
             self.registry.ev_ready.remove(&handle);
             self.registry.terminated.remove(&handle);

@@ -179,7 +179,7 @@ impl Endpoint {
         }
         match self.dh_gate(path, a.source, a.buf, now) {
             Gate::Proceed => {}
-            Gate::Cookie => return EndpointInbound::Consumed,
+            Gate::Cookie => return EndpointInbound::AnsweredStatelessly,
             Gate::RateLimited => return self.drop_here(DropReason::RateLimited),
         }
         let incoming = match self.reattach.read_init(

@@ -1,14 +1,18 @@
-//! The DoS defences of the endpoint: cookie replies under load, per-source buckets.
+//! The DoS defences of the endpoint: cookie replies under load, per-source buckets, cookie
+//! secret rotation, anti-amplification and bounded half-open reattach state.
+
+mod amplification;
+mod halfopen;
 
 use std::time::{Duration, Instant};
 
 use jvpn_wire::cookie::{Cookie, open_cookie_reply, request_mac1};
 use jvpn_wire::frame::handshake_init_len;
-use jvpn_wire::{InitiatorHandshake, MessageType, Psk, PublicKey, peek_type};
+use jvpn_wire::{COOKIE_ROTATION, InitiatorHandshake, MessageType, Psk, PublicKey, peek_type};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
-use super::{Harness, TRANSPORTS, secret};
+use super::{Harness, Policy, Reason, SERVER_PATH, TRANSPORTS, packet, secret};
 use crate::{DosLimits, Endpoint, EndpointInbound, PathId, State};
 
 /// A HANDSHAKE_INIT with a valid MAC1 for `server` from a throwaway key (an attacker knows the
@@ -63,7 +67,7 @@ fn cookie_for(server: &mut Endpoint, path: PathId, seed: u64, now: Instant) -> C
     let key = server.public_key();
     let mut frame = spoofed_init(&key, seed);
     let result = server.handle_datagram(path, &mut frame, now);
-    assert_eq!(result, EndpointInbound::Consumed);
+    assert_eq!(result, EndpointInbound::AnsweredStatelessly);
     let replies = drain(server, now);
     let (_, reply) = replies.iter().find(|(p, _)| *p == path).unwrap();
     open_cookie_reply(&key, reply, &request_mac1(&frame).unwrap()).unwrap()
@@ -173,4 +177,52 @@ fn a_cookie_for_one_source_does_not_pass_mac2_from_another() {
 
     assert_eq!(h.server.counters().dh_started, dh_before);
     assert_eq!(h.server.counters().dos.cookie_replies, 2);
+}
+
+#[test]
+fn a_cookie_from_the_previous_secret_is_accepted_for_one_rotation_and_refused_after_two() {
+    let mut h = Harness::new();
+    h.server.set_dos_limits(limits(1));
+    let t0 = h.now;
+    let path = PathId(77);
+    flood(&mut h.server, 1, 1, t0);
+    let cookie = cookie_for(&mut h.server, path, 500, t0);
+    let key = h.server.public_key();
+    let stamped = |seed: u64| {
+        let mut frame = spoofed_init(&key, seed);
+        cookie.stamp_mac2(&mut frame);
+        frame
+    };
+
+    // One rotation later the secret has changed: the cookie is from the previous one.
+    let t1 = t0 + COOKIE_ROTATION;
+    flood(&mut h.server, 10, 1, t1);
+    let (dh1, cookies1) = (
+        h.server.counters().dh_started,
+        h.server.counters().dos.cookie_replies,
+    );
+    h.server.handle_datagram(path, &mut stamped(600), t1);
+    let after_one = (
+        h.server.counters().dh_started - dh1,
+        h.server.counters().dos.cookie_replies - cookies1,
+    );
+    // Two rotations later it is refused: a new cookie instead of a DH.
+    let t2 = t0 + 2 * COOKIE_ROTATION;
+    flood(&mut h.server, 20, 1, t2);
+    let (dh2, cookies2) = (
+        h.server.counters().dh_started,
+        h.server.counters().dos.cookie_replies,
+    );
+    h.server.handle_datagram(path, &mut stamped(601), t2);
+    let after_two = (
+        h.server.counters().dh_started - dh2,
+        h.server.counters().dos.cookie_replies - cookies2,
+    );
+
+    assert_eq!(
+        after_one,
+        (1, 0),
+        "accepted for one rotation: a DH, no cookie"
+    );
+    assert_eq!(after_two, (0, 1), "refused after two: a cookie, no DH");
 }
