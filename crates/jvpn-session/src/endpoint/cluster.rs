@@ -277,7 +277,7 @@ impl Endpoint {
         }
     }
 
-    fn check_one(
+    pub(super) fn check_one(
         &mut self,
         handle: SessionHandle,
         session_id: SessionId,

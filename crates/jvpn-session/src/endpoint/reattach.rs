@@ -14,7 +14,7 @@ use std::time::Instant;
 use jvpn_wire::payload::{PATH_CHALLENGE_LEN, REATTACH_TOKENS};
 use jvpn_wire::{
     REATTACH_INIT_LEN, ReattachError, ReattachRespPayload, ReattachStatus, ResumptionSecret,
-    SessionId, TOKEN_LEN, TokenClaims,
+    TOKEN_LEN, TokenClaims,
 };
 
 use super::dos::Gate;
@@ -84,7 +84,7 @@ impl Endpoint {
             self.counters.reattach.token_expired += 1;
             return self.drop_here(DropReason::TokenRejected);
         }
-        let mut target = match self.reattach_target(claims.session_id, path, now) {
+        let mut target = match self.reattach_target(&claims, path, now) {
             Ok(target) => target,
             Err(dropped) => return dropped,
         };
@@ -106,19 +106,32 @@ impl Endpoint {
 
     /// The endpoint's own copy of the session (live, or ended by its recovery window: that
     /// one answers EXPIRED), or else one rebuilt from the store (also when the own copy was
-    /// fenced: the session may live on elsewhere).
+    /// fenced: the session may live on elsewhere). A live copy that does not know the token's
+    /// batch checks its ownership at once: the session may have moved on to a node that
+    /// issued it.
     fn reattach_target(
         &mut self,
-        session_id: SessionId,
+        claims: &TokenClaims,
         path: PathId,
         now: Instant,
     ) -> Result<Target, EndpointInbound> {
+        let session_id = claims.session_id;
         if let Some(handle) = self.find(session_id)
             && let Some(session) = self.sessions.get_mut(&handle)
         {
             // Deadlines that passed first take effect first: no revival after the window.
             session.handle_timeout(now);
             self.registry.touched(handle, session);
+            let foreign_token = session.record_mut().and_then(|r| {
+                let unknown = matches!(r.psk_for(claims), Err(TokenRefusal::Unknown));
+                r.ownership.filter(|_| unknown)
+            });
+            if let (false, Some(version)) = (session.state().is_terminated(), foreign_token) {
+                self.check_one(handle, session_id, version, now);
+            }
+            let Some(session) = self.sessions.get(&handle) else {
+                return Err(self.drop_here(DropReason::UnknownSession));
+            };
             match (session.state().is_terminated(), session.last_reason()) {
                 (false, _) | (true, Some(Reason::RecoveryWindowExceeded)) => {
                     return Ok(Target {

@@ -124,6 +124,38 @@ fn a_reattach_at_a_second_node_succeeds_and_the_first_detaches_on_its_next_check
 }
 
 #[test]
+fn a_session_that_moved_on_and_comes_back_is_adopted_at_once_by_its_old_node() {
+    let mut c = Cluster::attached();
+    c.switch();
+    rebind(&mut c.h, NEW_PATH);
+    c.switch();
+    let fenced_before = c.h.server.counters().cluster.fenced;
+
+    // Back to node 1 before its next ownership check: its stale copy does not know the
+    // token node 2 issued, so it checks the store at once.
+    c.h.client
+        .start_rebind(CLIENT_PATH, Reason::TransportDead, c.h.now);
+    c.h.pump();
+
+    assert_eq!(fenced_before, 0);
+    assert_eq!(c.h.server.counters().cluster.fenced, 1);
+    assert_eq!(c.h.client.state(), State::Attached);
+    assert_eq!(c.h.client.bound_path(), Some(CLIENT_PATH));
+    let live: Vec<&Session> =
+        c.h.server
+            .sessions()
+            .map(|(_, s)| s)
+            .filter(|s| !s.state().is_terminated())
+            .collect();
+    assert_eq!(live.len(), 1);
+    assert_eq!(
+        (live[0].bound_path(), live[0].epoch()),
+        (Some(SERVER_PATH), 3)
+    );
+    c.h.assert_no_violations();
+}
+
+#[test]
 fn a_reattach_replayed_to_another_node_after_its_commit_is_refused_by_the_stored_token_floor() {
     let mut c = Cluster::attached();
     let sid = c.sid();
