@@ -4,8 +4,10 @@
 mod dos;
 mod handshake;
 mod reattach;
+mod reset;
 
 pub use dos::{DosLimits, DosStats};
+pub use reset::{MAX_TRACKED_SOURCES, ResetLimits, ResetStats};
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
@@ -86,6 +88,8 @@ pub struct EndpointCounters {
     pub drops: DropCounts,
     /// The DoS defences: replays, cookie replies, rate limits, pending reattaches.
     pub dos: DosStats,
+    /// Stateless resets sent for unknown receiver indices, and the triggers refused.
+    pub resets: ResetStats,
 }
 
 /// What the endpoint counted of REATTACH_INITs, by the step that decided (docs/protocol.md
@@ -218,6 +222,9 @@ pub struct Endpoint {
     cookie_out: VecDeque<(PathId, Vec<u8>)>,
     /// Sessions holding a pending reattach, and when it expires.
     pending_reattaches: BTreeMap<SessionHandle, Instant>,
+    /// Stateless resets: the reset key, the limiters and the queue.
+    resets: reset::Resets,
+    reset_limits: ResetLimits,
 }
 
 impl fmt::Debug for Endpoint {
@@ -242,6 +249,7 @@ impl Endpoint {
             .cluster
             .token_key
             .unwrap_or_else(|| TokenKey::generate(&mut rng));
+        let resets = reset::Resets::new(&token_key);
         let ownership = cfg
             .cluster
             .ownership
@@ -286,6 +294,8 @@ impl Endpoint {
             init_replays: dos::InitReplayFilter::default(),
             cookie_out: VecDeque::new(),
             pending_reattaches: BTreeMap::new(),
+            resets,
+            reset_limits: ResetLimits::default(),
         })
     }
 
@@ -330,23 +340,33 @@ impl Endpoint {
             Err(_) => EndpointInbound::Dropped(DropReason::Malformed),
             Ok(MessageType::HandshakeInit) => self.handle_init(path, source, buf, now),
             Ok(MessageType::ReattachInit) => self.handle_reattach(path, source, buf, now),
-            Ok(MessageType::Data | MessageType::Control) => self.handle_sealed(path, buf, now),
+            Ok(MessageType::Data | MessageType::Control) => {
+                self.handle_sealed(path, source, buf, now)
+            }
             Ok(_) => EndpointInbound::Dropped(DropReason::UnexpectedHandshake),
         };
         self.sync_responder_counters();
         result
     }
 
-    fn handle_sealed(&mut self, path: PathId, buf: &mut [u8], now: Instant) -> EndpointInbound {
+    fn handle_sealed(
+        &mut self,
+        path: PathId,
+        source: &[u8],
+        buf: &mut [u8],
+        now: Instant,
+    ) -> EndpointInbound {
         let Ok(packet) = DataPacket::new_checked(&*buf) else {
             return self.drop_here(DropReason::Malformed);
         };
         let index = packet.receiver_index();
-        let Some(&handle) = self.registry.index.get(&index) else {
-            return self.drop_here(DropReason::UnknownReceiver);
-        };
-        let Some(session) = self.sessions.get_mut(&handle) else {
-            return self.drop_here(DropReason::UnknownReceiver);
+        let session = self
+            .registry
+            .index
+            .get(&index)
+            .and_then(|h| self.sessions.get_mut(h).map(|s| (*h, s)));
+        let Some((handle, session)) = session else {
+            return self.drop_unknown_receiver(path, source, index, buf.len(), now);
         };
         let epoch = session.epoch();
         let inbound = session.handle_datagram(path, buf, now);
@@ -422,6 +442,9 @@ impl Endpoint {
                 path,
                 len: reply.len(),
             });
+        }
+        if let Some(reset) = self.resets.poll_transmit(buf) {
+            return Some(reset);
         }
         loop {
             let after = self.registry.tx_cursor;

@@ -9,6 +9,7 @@ mod probe;
 mod queue;
 mod reattach;
 pub(crate) mod record;
+mod reset;
 mod server;
 mod server_reattach;
 pub(crate) mod stats;
@@ -288,7 +289,10 @@ impl Session {
             Ok(MessageType::HandshakeResp) => self.handle_resp(path, buf, now),
             Ok(MessageType::ReattachResp) => self.handle_reattach_resp(path, buf, now),
             Ok(MessageType::CookieReply) => self.handle_cookie_reply(buf, now),
-            Ok(MessageType::Data | MessageType::Control) => self.handle_sealed(path, buf, now),
+            Ok(MessageType::Data | MessageType::Control) => {
+                let inbound = self.handle_sealed(path, buf, now);
+                self.check_stateless_reset(path, buf, inbound, now)
+            }
             Ok(_) => Inbound::Dropped(DropReason::UnexpectedHandshake),
         };
         if let Inbound::Dropped(reason) = inbound {
