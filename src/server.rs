@@ -2,8 +2,9 @@
 //!
 //! One reader task per listener hands datagrams (in recycled buffers) to a single driver task,
 //! which owns the sans-IO [`Endpoint`]. The driver names each (listener, remote) pair with a
-//! [`PathId`]; pairs that never get past the endpoint's checks are forgotten at once, so spoofed
-//! sources cannot grow the table.
+//! [`PathId`]; pairs that never get past the endpoint's checks are forgotten right after the next
+//! flush (which may still carry the endpoint's stateless reset to them), so spoofed sources cannot
+//! grow the table.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -147,6 +148,7 @@ impl Server {
             local,
             events: events.clone(),
             paths: PathTable::default(),
+            forget_after_flush: Vec::new(),
         };
         tasks.push(tokio::spawn(state.run()));
         // The application side of the datagram API; `start` replaces it with a live one.
@@ -294,6 +296,9 @@ struct ServerDriver {
     local: ServerLocal,
     events: broadcast::Sender<(SessionHandle, Event)>,
     paths: PathTable,
+    /// Pairs created by a datagram the endpoint dropped: forgotten after the next flush, which
+    /// may carry a stateless reset (docs/protocol.md §14) to them.
+    forget_after_flush: Vec<PathId>,
 }
 
 /// Where the server's inner packets come from and go to.
@@ -410,7 +415,7 @@ impl ServerDriver {
                     },
                 }
             }
-            EndpointInbound::Dropped(_) if created => self.paths.forget(path),
+            EndpointInbound::Dropped(_) if created => self.forget_after_flush.push(path),
             _ => {}
         }
     }
@@ -536,6 +541,9 @@ impl ServerDriver {
             {
                 tracing::debug!(%error, ?remote, "listener send error");
             }
+        }
+        for path in self.forget_after_flush.drain(..) {
+            self.paths.forget(path);
         }
         while let Some((handle, mut event)) = self.endpoint.poll_event() {
             let session = self.endpoint.session(handle);

@@ -192,6 +192,13 @@ impl Registry {
 /// tokens and `RS'`; the binding moves only when the client's PATH_CONFIRM opens under the
 /// new keys on that path (docs/protocol.md §13).
 ///
+/// # Stateless reset
+///
+/// A DATA / CONTROL frame for a receiver index no session owns is answered with a
+/// STATELESS_RESET strictly smaller than itself, at most one per source per 20 ms and under a
+/// global rate ([`ResetLimits`], counted in [`ResetStats`]); every response that creates a
+/// receive index carries that index's reset token (docs/protocol.md §14).
+///
 /// Determinism: sessions are kept in `BTreeMap`s and visited in handle order.
 /// `poll_timeout` is a scan over the sessions (fine at the foundation's scale).
 pub struct Endpoint {

@@ -174,6 +174,13 @@ enum RoleState {
 /// are then dropped as `Fenced`. The recovery window ends RECOVERING exactly at its deadline
 /// (`RecoveryWindowExceeded`).
 ///
+/// # Stateless reset (docs/protocol.md §14)
+///
+/// A client honours a STATELESS_RESET only with the exact token of the server index its
+/// current keys address, on the bound path: it then reattaches (RECOVERING `StatelessReset`),
+/// never terminates. Every other reset-shaped datagram is dropped and counted
+/// (`SessionStats::resets_rejected`).
+///
 /// A datagram on another path than the bound one is dropped and counted (`WrongPath`): there
 /// is no implicit roaming. Without a binding (BIRTH, RECOVERING) DATA and CONTROL frames are
 /// dropped (`NotAttached`).
