@@ -171,8 +171,8 @@ fn remote_port(status: &Value) -> Option<u16> {
     remote.parse::<SocketAddr>().ok().map(|a| a.port())
 }
 
-/// What every scenario checks at the end, and the figures it prints.
-fn check_survived(s: &Setup, scenario: &str, injected: u64, transfer: Transfer) {
+/// What every scenario checks at the end; returns the figures for the test to print.
+fn check_survived(s: &Setup, scenario: &str, injected: u64, transfer: Transfer) -> String {
     let (sent, received) = transfer.finish();
     let running = s.client.process.try_wait().ok().flatten().is_none();
     let status = s.client.status().expect("the client answers its status");
@@ -201,9 +201,8 @@ fn check_survived(s: &Setup, scenario: &str, injected: u64, transfer: Transfer) 
             )
         })
         .collect();
-    println!("S27 {scenario}: client audit trail {trail:?}");
-    println!(
-        "S27 {scenario}: {injected} signals injected; sessions lost {lost}; client running \
+    let report = format!(
+        "S27 {scenario}: client audit trail {trail:?}\nS27 {scenario}: {injected} signals injected; sessions lost {lost}; client running \
          {running}; session {} (same: {}), state {}, {recoveries} transport detach(es); client \
          resets rejected {}, honoured {}; inner transfer {} bytes in {:.1} s, longest stall {} ms, \
          sha256 equal {}",
@@ -217,26 +216,24 @@ fn check_survived(s: &Setup, scenario: &str, injected: u64, transfer: Transfer) 
         received.max_stall.as_millis(),
         received.sha256 == sent.sha256,
     );
-    assert!(running, "the client process keeps running");
-    assert_eq!(
-        lost, 0,
-        "no session is ever TERMINATED:\n{client_records:#?}"
-    );
+    assert!(running, "the client process keeps running\n{report}");
+    assert_eq!(lost, 0, "no session is ever TERMINATED\n{report}");
     assert_eq!(
         session_id(&status).as_deref(),
         Some(s.session.as_str()),
-        "the same session carries on"
+        "the same session carries on\n{report}"
     );
-    assert_eq!(received.bytes, sent.bytes, "every byte arrived");
+    assert_eq!(received.bytes, sent.bytes, "every byte arrived\n{report}");
     assert_eq!(
         received.sha256, sent.sha256,
-        "what arrived is what was sent"
+        "what arrived is what was sent\n{report}"
     );
     assert_eq!(
         session["resets_honoured"].as_u64(),
         Some(0),
-        "no reset was honoured (the server never lost the session)"
+        "no reset was honoured (the server never lost the session)\n{report}"
     );
+    report
 }
 
 /// The Internet checksum (RFC 1071).
@@ -364,7 +361,10 @@ fn spoofed_icmp_unreachables_never_terminate_a_udp_session() {
         arrived >= injected,
         "every injected ICMP error reached the client ({arrived} of {injected})"
     );
-    check_survived(&s, "(a) ICMP unreachable", injected, transfer);
+    println!(
+        "{}",
+        check_survived(&s, "(a) ICMP unreachable", injected, transfer)
+    );
 }
 
 /// nftables in the server namespace: every TCP segment to the WSS port is answered with a RST (and
@@ -447,7 +447,10 @@ fn tcp_resets_on_the_wss_connection_never_terminate_the_session() {
     }
 
     assert!(rsts > 0, "the rule sent RSTs while the transfer ran");
-    check_survived(&s, "(b) TCP RST on WSS", rsts, transfer);
+    println!(
+        "{}",
+        check_survived(&s, "(b) TCP RST on WSS", rsts, transfer)
+    );
 }
 
 /// A fake reset: the DATA header, random bytes, a random token last; 32 to 200 bytes.
@@ -513,5 +516,8 @@ fn fake_stateless_resets_are_all_rejected_and_never_terminate_the_session() {
         rejected * 10 >= injected * 9,
         "the client saw and rejected (nearly) every fake reset: {rejected} of {injected}"
     );
-    check_survived(&s, "(c) fake stateless resets", injected, transfer);
+    println!(
+        "{}",
+        check_survived(&s, "(c) fake stateless resets", injected, transfer)
+    );
 }
