@@ -342,7 +342,9 @@ async fn read_link(
             Err(error) if is_transient(&error) => {
                 // ICMP-induced errors on UDP, an oversized datagram: the link itself lives on.
                 tracing::debug!(%error, path = path.0, "link receive error");
-                tokio::time::sleep(Duration::from_millis(10)).await;
+                if !is_consumed(&error) {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
             }
             Err(error) => return Some(error.to_string()),
         }
@@ -356,6 +358,20 @@ fn is_transient(error: &io::Error) -> bool {
         io::ErrorKind::ConnectionRefused
             | io::ErrorKind::Interrupted
             | io::ErrorKind::WouldBlock
+            | io::ErrorKind::InvalidData
+            | io::ErrorKind::HostUnreachable
+            | io::ErrorKind::NetworkUnreachable
+    )
+}
+
+/// Transient errors that one arriving packet caused and the failed call consumed (an ICMP error
+/// report, a truncated datagram): the next receive reads the next datagram, so there is no reason
+/// to pause. Pausing would hand a spoofer of ICMP errors the receive path: at one error per 10 ms
+/// the reader would sleep all the time and the session would see its path die (ATTACKS.md S27).
+fn is_consumed(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionRefused
             | io::ErrorKind::InvalidData
             | io::ErrorKind::HostUnreachable
             | io::ErrorKind::NetworkUnreachable
@@ -379,5 +395,12 @@ mod tests {
         assert!(is_transient(&io::ErrorKind::ConnectionRefused.into()));
         assert!(!is_transient(&io::ErrorKind::ConnectionAborted.into()));
         assert!(!is_transient(&io::ErrorKind::TimedOut.into()));
+    }
+
+    #[test]
+    fn an_icmp_error_report_is_read_past_without_a_pause() {
+        assert!(is_consumed(&io::ErrorKind::ConnectionRefused.into()));
+        assert!(is_consumed(&io::ErrorKind::HostUnreachable.into()));
+        assert!(!is_consumed(&io::ErrorKind::Interrupted.into()));
     }
 }

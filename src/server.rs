@@ -2,8 +2,9 @@
 //!
 //! One reader task per listener hands datagrams (in recycled buffers) to a single driver task,
 //! which owns the sans-IO [`Endpoint`]. The driver names each (listener, remote) pair with a
-//! [`PathId`]; pairs that never get past the endpoint's checks are forgotten at once, and pairs
-//! answered statelessly (a cookie reply under load) once the reply is sent, so spoofed sources
+//! [`PathId`]; pairs that never get past the endpoint's checks, and pairs answered
+//! statelessly (a cookie reply under load), are forgotten right after the next flush (which may
+//! still carry the endpoint's cookie reply or stateless reset to them), so spoofed sources
 //! cannot grow the table.
 
 use std::collections::HashMap;
@@ -150,7 +151,7 @@ impl Server {
             local,
             events: events.clone(),
             paths: PathTable::default(),
-            stateless: Vec::new(),
+            forget_after_flush: Vec::new(),
         };
         tasks.push(tokio::spawn(state.run()));
         // The application side of the datagram API; `start` replaces it with a live one.
@@ -302,9 +303,10 @@ struct ServerDriver {
     local: ServerLocal,
     events: broadcast::Sender<(SessionHandle, Event)>,
     paths: PathTable,
-    /// Pairs created for a datagram the endpoint answered statelessly: forgotten once the
-    /// answer is sent.
-    stateless: Vec<PathId>,
+    /// Pairs created by a datagram the endpoint dropped or answered statelessly: forgotten
+    /// after the next flush, which may carry a cookie reply or a stateless reset
+    /// (docs/protocol.md §14) to them.
+    forget_after_flush: Vec<PathId>,
 }
 
 /// Where the server's inner packets come from and go to.
@@ -421,8 +423,9 @@ impl ServerDriver {
                     },
                 }
             }
-            EndpointInbound::Dropped(_) if created => self.paths.forget(path),
-            EndpointInbound::AnsweredStatelessly if created => self.stateless.push(path),
+            EndpointInbound::Dropped(_) | EndpointInbound::AnsweredStatelessly if created => {
+                self.forget_after_flush.push(path);
+            }
             _ => {}
         }
     }
@@ -569,7 +572,7 @@ impl ServerDriver {
                 tracing::debug!(%error, ?remote, "listener send error");
             }
         }
-        for path in self.stateless.drain(..) {
+        for path in self.forget_after_flush.drain(..) {
             self.paths.forget(path);
         }
         while let Some((handle, mut event)) = self.endpoint.poll_event() {

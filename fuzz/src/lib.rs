@@ -241,6 +241,7 @@ pub fn reattach_seeds() -> &'static ReattachSeeds {
             path_challenge: [0x33; 16],
             server_unix_nanos: INIT_UNIX_NANOS + 2,
             recovery_deadline_unix_ms: 1_700_000_120_000,
+            reset_token: None,
         };
         let mut resp = vec![0u8; 1024];
         let (len, _keys) = incoming

@@ -107,6 +107,13 @@ pub struct SessionStatus {
     pub packets_out: u64,
     /// Dropped datagrams by reason.
     pub drops: BTreeMap<String, u64>,
+    /// Client: stateless resets honoured (each started a reattach; none ends a session).
+    #[serde(default)]
+    pub resets_honoured: u64,
+    /// Client: reset candidates not honoured (wrong token, stale index, another path, not
+    /// bound); each is also in `drops`.
+    #[serde(default)]
+    pub resets_rejected: u64,
     /// Seconds since the last completed handshake.
     pub handshake_age_secs: Option<f64>,
     /// Why the active path is the active one: the last switch (or first attach), if any.
@@ -246,6 +253,8 @@ impl SessionStatus {
                 .iter()
                 .map(|(reason, count)| (reason.as_str().to_owned(), count))
                 .collect(),
+            resets_honoured: stats.resets_honoured,
+            resets_rejected: stats.resets_rejected,
             handshake_age_secs: stats
                 .last_handshake_at
                 .map(|at| now.saturating_duration_since(at).as_secs_f64()),

@@ -48,8 +48,8 @@ pub use config::{
     ClientConfig, ClusterConfig, ConfigError, ConnectError, PeerConfig, ServerConfig, SessionRng,
 };
 pub use endpoint::{
-    ClusterStats, DosLimits, DosStats, Endpoint, EndpointCounters, EndpointInbound, ReattachStats,
-    SessionHandle,
+    ClusterStats, DosLimits, DosStats, Endpoint, EndpointCounters, EndpointInbound,
+    MAX_TRACKED_SOURCES, ReattachStats, ResetLimits, ResetStats, SessionHandle,
 };
 pub use invariants::Violation;
 pub use machine::{Binding, IdentityChanged, IllegalTransition, StateMachine, TransitionCtx};

@@ -41,6 +41,11 @@ pub enum Reason {
     /// Server side: the peer proved the session again while it was bound (for example from a
     /// new path), so the old binding is released before the new one commits (bound → RECOVERING).
     ReattachRequested,
+    /// Client side: a STATELESS_RESET carrying the exact token of the server index in use
+    /// arrived on the bound path: the server (or cluster) no longer knows that index, so the
+    /// client reattaches (bound → RECOVERING). Never a termination: an unauthenticated signal
+    /// can at most start a recovery.
+    StatelessReset,
     /// A new binding was accepted: epoch + 1, fresh keys (RECOVERING → ATTACHED).
     ReattachAccepted,
     /// RECOVERING lasted the whole recovery window (RECOVERING → TERMINATED).
@@ -86,6 +91,7 @@ impl Reason {
         Reason::TransportDead,
         Reason::PlannedSwitch,
         Reason::ReattachRequested,
+        Reason::StatelessReset,
         Reason::ReattachAccepted,
         Reason::RecoveryWindowExceeded,
         Reason::ReattachRejected,
@@ -115,6 +121,7 @@ impl Reason {
             Reason::TransportDead => "TRANSPORT_DEAD",
             Reason::PlannedSwitch => "PLANNED_SWITCH",
             Reason::ReattachRequested => "REATTACH_REQUESTED",
+            Reason::StatelessReset => "STATELESS_RESET",
             Reason::ReattachAccepted => "REATTACH_ACCEPTED",
             Reason::RecoveryWindowExceeded => "RECOVERY_WINDOW_EXCEEDED",
             Reason::ReattachRejected => "REATTACH_REJECTED",

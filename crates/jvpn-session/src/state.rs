@@ -87,6 +87,7 @@ const UNBIND: &[Reason] = &[
     Reason::TransportDead,
     Reason::PlannedSwitch,
     Reason::ReattachRequested,
+    Reason::StatelessReset,
 ];
 
 /// The transition table: `(from, to, allowed reasons)`. Anything not listed is illegal.

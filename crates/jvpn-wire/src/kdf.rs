@@ -17,7 +17,7 @@ pub const RESUMPTION_PSK: &str = "jvpn 2026-11-23 resumption psk v1";
 /// The XChaCha20-Poly1305 key that seals reattach tokens, derived from the caller's
 /// [`TokenKey`] so the cluster secret itself never keys a cipher directly.
 pub const TOKEN: &str = "jvpn 2026-11-23 reattach token v1";
-/// Reserved: stateless reset tokens (later issue).
+/// Stateless-reset tokens: `K_reset = derive_key(RESET, TokenKey)`, see [`crate::reset`].
 pub const RESET: &str = "jvpn 2026-11-23 stateless reset v1";
 /// The XChaCha20-Poly1305 key that seals session snapshots in the ownership store ("encrypted at
 /// rest": the store sees only bytes), derived from the cluster [`TokenKey`]: see

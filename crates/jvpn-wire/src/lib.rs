@@ -10,6 +10,8 @@
 //! - seals and opens DATA / CONTROL frames with AES-256-GCM, counter nonces, the header as
 //!   associated data and an RFC 6479 anti-replay window ([`data`], [`replay`]);
 //! - the cookie defence: a rotating cookie secret, MAC2 checks and COOKIE_REPLY ([`cookie`]);
+//! - STATELESS_RESET: tokens keyed by the cluster token key, resets shaped like DATA frames and
+//!   strictly shorter than their trigger, constant-time matching ([`reset`]);
 //! - derives every non-Noise key with BLAKE3 `derive_key`, one context per purpose ([`kdf`]);
 //! - holds keys that zeroize on drop and never print ([`keys`]).
 //!
@@ -29,6 +31,7 @@ pub mod keys;
 pub mod payload;
 pub mod reattach;
 pub mod replay;
+pub mod reset;
 pub mod token;
 
 pub use control::ControlMessage;
@@ -59,4 +62,8 @@ pub use reattach::{
     ReattachInitView, ReattachInitiator, ReattachResponder, TokenVerified,
 };
 pub use replay::{ReplayWindow, WINDOW_SIZE};
+pub use reset::{
+    RESET_MAX_LEN, RESET_MIN_LEN, RESET_TOKEN_LEN, ResetError, ResetKey, ResetToken,
+    candidate_token, write_reset,
+};
 pub use token::{TOKEN_LEN, TokenClaims, open_token, seal_token};

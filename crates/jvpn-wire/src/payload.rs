@@ -4,8 +4,9 @@
 //! `type u8 | len u16 | value[len]` entries. A receiver skips extensions it does not know unless
 //! the type has its high bit set (>= 0x80, "critical"), in which case the payload is rejected:
 //! later issues add fields without a version bump, and can still make one mandatory. No extension
-//! is defined in the fixed parts' `emit`; the resumption grant ([`ResumptionGrant`]) and
-//! HANDSHAKE_INIT padding are extensions written by their own helpers. A payload is at most
+//! is defined in the fixed parts' `emit`; the resumption grant ([`ResumptionGrant`]), the
+//! stateless-reset token ([`crate::reset::RESET_TOKEN_EXTENSION`]) and HANDSHAKE_INIT padding are
+//! extensions written by their own helpers (REATTACH_RESP's reset token by its payload's `emit`). A payload is at most
 //! [`crate::frame::MAX_HANDSHAKE_PAYLOAD`] bytes.
 
 mod grant;
@@ -17,8 +18,9 @@ pub use grant::{
 };
 
 pub use reattach::{
-    PATH_CHALLENGE_LEN, REATTACH_INIT_PAYLOAD_LEN, REATTACH_RESP_PAYLOAD_LEN, REATTACH_TOKENS,
-    ReattachInitPayload, ReattachRespPayload, ReattachStatus,
+    PATH_CHALLENGE_LEN, REATTACH_INIT_PAYLOAD_LEN, REATTACH_RESP_PAYLOAD_LEN,
+    REATTACH_RESP_PAYLOAD_MAX_LEN, REATTACH_TOKENS, ReattachInitPayload, ReattachRespPayload,
+    ReattachStatus,
 };
 
 use crate::error::FrameError;
@@ -76,6 +78,23 @@ fn skip_extensions(mut area: &[u8], padded: bool) -> Result<(), FrameError> {
         area = &value[len..];
     }
     Ok(())
+}
+
+/// The value of the first extension of type `ty` in an extension area that
+/// [`check_total_with`] accepted (so every entry is complete). Padding ends the search.
+pub(crate) fn find_extension(mut area: &[u8], ty: u8, padded: bool) -> Option<&[u8]> {
+    while let [t, hi, lo, rest @ ..] = area {
+        if padded && *t == PADDING_EXTENSION {
+            return None;
+        }
+        let len = usize::from(u16::from_be_bytes([*hi, *lo]));
+        let value = rest.get(..len)?;
+        if *t == ty {
+            return Some(value);
+        }
+        area = &rest[len..];
+    }
+    None
 }
 
 pub(crate) fn read_u64(buf: &[u8], at: usize) -> u64 {

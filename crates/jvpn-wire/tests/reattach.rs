@@ -130,6 +130,7 @@ impl World {
             path_challenge: [0x5c; 16],
             server_unix_nanos: 1_700_000_000_500_000_000,
             recovery_deadline_unix_ms: 1_700_000_120_000,
+            reset_token: None,
         }
     }
 

@@ -201,6 +201,7 @@ proptest! {
         challenge in any::<[u8; 16]>(),
         nanos in any::<u64>(),
         deadline in any::<u64>(),
+        reset in prop::option::of(any::<[u8; 16]>()),
     ) {
         let mut tokens = [[0u8; TOKEN_LEN]; 4];
         for (i, token) in tokens.iter_mut().enumerate() {
@@ -214,6 +215,7 @@ proptest! {
             path_challenge: challenge,
             server_unix_nanos: nanos,
             recovery_deadline_unix_ms: deadline,
+            reset_token: reset.map(jvpn_wire::ResetToken::from_bytes),
         };
         let mut buf = vec![0u8; REATTACH_RESP_MAX_LEN];
 

@@ -57,7 +57,12 @@ impl Link for UdpLink {
 
     async fn send(&self, datagram: &[u8]) -> io::Result<()> {
         check_size(datagram.len(), self.info.max_datagram_size)?;
-        let sent = self.socket.send(datagram).await?;
+        let sent = match self.socket.send(datagram).await {
+            // An earlier datagram's ICMP error, reported (and cleared) by this call instead of
+            // sending: send once more, so a spoofed ICMP costs no datagram (ATTACKS.md S27).
+            Err(e) if is_icmp_report(&e) => self.socket.send(datagram).await?,
+            other => other?,
+        };
         check_sent(sent, datagram.len())
     }
 
@@ -67,7 +72,22 @@ impl Link for UdpLink {
 
     fn try_send(&self, datagram: &[u8]) -> io::Result<()> {
         check_size(datagram.len(), self.info.max_datagram_size)?;
-        let sent = self.socket.try_send(datagram)?;
+        let sent = match self.socket.try_send(datagram) {
+            Err(e) if is_icmp_report(&e) => self.socket.try_send(datagram)?,
+            other => other?,
+        };
         check_sent(sent, datagram.len())
     }
+}
+
+/// Errors a connected UDP socket reports for an ICMP error that arrived earlier (port or host
+/// unreachable, possibly spoofed): on Linux the next `send` returns it instead of sending and
+/// clears it, so the datagram of that call was not sent and one retry sends it.
+fn is_icmp_report(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::HostUnreachable
+            | io::ErrorKind::NetworkUnreachable
+    )
 }

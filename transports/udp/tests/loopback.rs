@@ -264,3 +264,26 @@ async fn a_dual_stack_listener_accepts_ipv4_links() {
     assert_eq!(len, 2);
     assert_eq!(&buf[..back], b"ok");
 }
+
+#[tokio::test]
+async fn a_send_after_an_icmp_port_unreachable_still_goes_out() {
+    // A port with nobody listening: every datagram to it draws an ICMP port unreachable, which
+    // the connected socket reports on the next call (ATTACKS.md S27: spoofed ICMP errors).
+    let closed = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let link = UdpTransport::default()
+        .connect(&TransportUrl::parse(&format!("udp://127.0.0.1:{port}")).unwrap())
+        .await
+        .unwrap();
+
+    let sends: Vec<io::Result<()>> = {
+        let mut out = Vec::new();
+        for _ in 0..5 {
+            out.push(link.send(b"still here").await);
+        }
+        out
+    };
+
+    assert!(sends.iter().all(Result::is_ok), "{sends:?}");
+}

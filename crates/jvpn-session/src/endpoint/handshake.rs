@@ -4,6 +4,7 @@ use std::time::Instant;
 
 use jvpn_wire::frame::handshake_resp_len;
 use jvpn_wire::payload::{GRANT_EXTENSION_LEN, RESP_PAYLOAD_LEN};
+use jvpn_wire::reset::RESET_TOKEN_EXTENSION_LEN;
 use jvpn_wire::{
     HandshakeError, InitPayload, MAX_HANDSHAKE_PAYLOAD, RespPayload, ResumptionSecret, SessionId,
 };
@@ -158,14 +159,21 @@ impl Endpoint {
             epoch,
             server_unix_nanos: unix_nanos,
         };
-        let mut resp_buf = Zeroizing::new([0u8; RESP_PAYLOAD_LEN + GRANT_EXTENSION_LEN]);
+        let mut resp_buf = Zeroizing::new(
+            [0u8; RESP_PAYLOAD_LEN + GRANT_EXTENSION_LEN + RESET_TOKEN_EXTENSION_LEN],
+        );
         let Ok(fixed) = resp.emit(&mut resp_buf[..]) else {
             return self.drop_here(DropReason::Malformed);
         };
         let Ok(ext) = grant.emit_extension(&mut resp_buf[fixed..]) else {
             return self.drop_here(DropReason::Malformed);
         };
-        let resp_len = fixed + ext;
+        // The token of the index this response creates: the client honours a reset only with it.
+        let reset_token = self.resets.token(local_index);
+        let Ok(reset_ext) = reset_token.emit_extension(&mut resp_buf[fixed + ext..]) else {
+            return self.drop_here(DropReason::Malformed);
+        };
+        let resp_len = fixed + ext + reset_ext;
         let mut frame = vec![0u8; handshake_resp_len(resp_len)];
         let (len, keys) =
             match incoming.write_resp(&psk, local_index, &resp_buf[..resp_len], &mut frame) {

@@ -6,9 +6,11 @@ mod cluster;
 mod dos;
 mod handshake;
 mod reattach;
+mod reset;
 
 pub use cluster::ClusterStats;
 pub use dos::{DosLimits, DosStats};
+pub use reset::{MAX_TRACKED_SOURCES, ResetLimits, ResetStats};
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
@@ -96,6 +98,8 @@ pub struct EndpointCounters {
     pub dos: DosStats,
     /// The ownership store: sessions rebuilt from it, unknown claim outcomes, fencing.
     pub cluster: ClusterStats,
+    /// Stateless resets sent for unknown receiver indices, and the triggers refused.
+    pub resets: ResetStats,
 }
 
 /// What the endpoint counted of REATTACH_INITs, by the step that decided (docs/protocol.md
@@ -211,6 +215,12 @@ impl Registry {
 /// record moved on to another node's validated binding ends (`OwnershipLost`), and one whose
 /// ownership the store has not confirmed for `Policy::ownership_lease` ends at that deadline
 /// (`StoreUnavailable`). docs/protocol.md §13, "Ownership store".
+/// # Stateless reset
+///
+/// A DATA / CONTROL frame for a receiver index no session owns is answered with a
+/// STATELESS_RESET strictly smaller than itself, at most one per source per 20 ms and under a
+/// global rate ([`ResetLimits`], counted in [`ResetStats`]); every response that creates a
+/// receive index carries that index's reset token (docs/protocol.md §14).
 ///
 /// Determinism: sessions are kept in `BTreeMap`s and visited in handle order.
 /// `poll_timeout` is a scan over the sessions (fine at the foundation's scale).
@@ -248,6 +258,9 @@ pub struct Endpoint {
     next_ownership_check: Option<Instant>,
     /// Bytes in and out of unvalidated paths, and which paths are validated.
     amplification: amplification::AmplificationGuard,
+    /// Stateless resets: the reset key, the limiters and the queue.
+    resets: reset::Resets,
+    reset_limits: ResetLimits,
 }
 
 impl fmt::Debug for Endpoint {
@@ -272,6 +285,7 @@ impl Endpoint {
             .cluster
             .token_key
             .unwrap_or_else(|| TokenKey::generate(&mut rng));
+        let resets = reset::Resets::new(&token_key);
         let ownership = cfg
             .cluster
             .ownership
@@ -319,6 +333,8 @@ impl Endpoint {
             pending_reattaches: BTreeMap::new(),
             next_ownership_check: None,
             amplification: amplification::AmplificationGuard::default(),
+            resets,
+            reset_limits: ResetLimits::default(),
         })
     }
 
@@ -367,23 +383,33 @@ impl Endpoint {
             Err(_) => EndpointInbound::Dropped(DropReason::Malformed),
             Ok(MessageType::HandshakeInit) => self.handle_init(path, source, buf, now),
             Ok(MessageType::ReattachInit) => self.handle_reattach(path, source, buf, now),
-            Ok(MessageType::Data | MessageType::Control) => self.handle_sealed(path, buf, now),
+            Ok(MessageType::Data | MessageType::Control) => {
+                self.handle_sealed(path, source, buf, now)
+            }
             Ok(_) => EndpointInbound::Dropped(DropReason::UnexpectedHandshake),
         };
         self.sync_responder_counters();
         result
     }
 
-    fn handle_sealed(&mut self, path: PathId, buf: &mut [u8], now: Instant) -> EndpointInbound {
+    fn handle_sealed(
+        &mut self,
+        path: PathId,
+        source: &[u8],
+        buf: &mut [u8],
+        now: Instant,
+    ) -> EndpointInbound {
         let Ok(packet) = DataPacket::new_checked(&*buf) else {
             return self.drop_here(DropReason::Malformed);
         };
         let index = packet.receiver_index();
-        let Some(&handle) = self.registry.index.get(&index) else {
-            return self.drop_here(DropReason::UnknownReceiver);
-        };
-        let Some(session) = self.sessions.get_mut(&handle) else {
-            return self.drop_here(DropReason::UnknownReceiver);
+        let session = self
+            .registry
+            .index
+            .get(&index)
+            .and_then(|h| self.sessions.get_mut(h).map(|s| (*h, s)));
+        let Some((handle, session)) = session else {
+            return self.drop_unknown_receiver(path, source, index, buf.len(), now);
         };
         let epoch = session.epoch();
         let inbound = session.handle_datagram(path, buf, now);
@@ -490,6 +516,9 @@ impl Endpoint {
                 path,
                 len: reply.len(),
             });
+        }
+        if let Some(reset) = self.resets.poll_transmit(buf) {
+            return Some(reset);
         }
         loop {
             let after = self.registry.tx_cursor;

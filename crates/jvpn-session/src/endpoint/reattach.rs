@@ -258,6 +258,7 @@ impl Endpoint {
             path_challenge: [0; PATH_CHALLENGE_LEN],
             server_unix_nanos: a.unix_nanos,
             recovery_deadline_unix_ms: deadline_ms,
+            reset_token: Some(self.resets.token(local_index)),
         };
         let mut batch_first_seq = 0;
         if let (ReattachStatus::Ok, Some(rs)) = (status, claimed.rs) {

@@ -7,12 +7,13 @@ use jvpn_wire::frame::handshake_init_len;
 use jvpn_wire::payload::{INIT_PAYLOAD_LEN, PADDED_INIT_PAYLOAD_LEN, emit_init_padding};
 use jvpn_wire::{
     HandshakeError, InitPayload, InitiatorHandshake, MAX_HANDSHAKE_PAYLOAD, Psk, PublicKey,
-    RespPayload, ResumptionGrant, StaticSecret,
+    ResetToken, RespPayload, ResumptionGrant, StaticSecret,
 };
 
 use super::cookie::CookieJar;
 use super::keys::ActiveKeys;
 use super::reattach::ClientReattach;
+use super::reset::ClientResetToken;
 use super::{DropReason, Event, Inbound, RoleState, Session};
 use crate::{ClientConfig, PathId, Reason, SessionRng, State, TimerKind};
 
@@ -30,6 +31,8 @@ pub(crate) struct ClientRole {
     pub(super) reattach: ClientReattach,
     /// The cookie-defence cookie (MAC2 of the next initiations).
     pub(super) cookies: CookieJar,
+    /// The stateless-reset token of the server index the current keys address.
+    pub(super) reset_token: Option<ClientResetToken>,
     /// The initiation in flight, if any (BIRTH, rekey or resume).
     pending: Option<InitiatorHandshake>,
     /// Timestamps must strictly increase per client key (the server's replay guard), even if
@@ -58,6 +61,7 @@ impl ClientRole {
             last_unix_nanos: 0,
             reattach: ClientReattach::default(),
             cookies: CookieJar::default(),
+            reset_token: None,
         }
     }
 
@@ -166,12 +170,17 @@ impl Session {
         let grant = ResumptionGrant::find(&payload[..done.payload_len])
             .ok()
             .flatten();
+        let reset_token = ResetToken::find_in_resp(&payload[..done.payload_len])
+            .ok()
+            .flatten();
         zeroize::Zeroize::zeroize(&mut payload[..]);
         if let (Some(grant), RoleState::Client(client)) = (grant, &mut self.role) {
             client.reattach.store_grant(grant);
         }
         let keys = ActiveKeys::new(done.keys, now);
-        self.complete_handshake(resp, keys, path, now)
+        let inbound = self.complete_handshake(resp, keys, path, now);
+        self.store_reset_token(done.peer_index, reset_token);
+        inbound
     }
 
     fn complete_handshake(

@@ -181,7 +181,7 @@ impl Session {
                 } else {
                     self.handle_probe_ack(seq, now);
                 }
-                self.revalidate_bound_path(path, now);
+                self.revalidate_bound_path(path, Reason::TransportDead, now);
             }
             ControlMessage::Close { .. } => self.terminate(Reason::PeerClosed, now),
             ControlMessage::RekeyRequest => self.start_rekey(now),

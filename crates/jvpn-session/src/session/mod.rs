@@ -9,6 +9,7 @@ mod probe;
 mod queue;
 mod reattach;
 pub(crate) mod record;
+mod reset;
 mod server;
 mod server_reattach;
 pub(crate) mod snapshot;
@@ -174,6 +175,13 @@ enum RoleState {
 /// are then dropped as `Fenced`. The recovery window ends RECOVERING exactly at its deadline
 /// (`RecoveryWindowExceeded`).
 ///
+/// # Stateless reset (docs/protocol.md §14)
+///
+/// A client honours a STATELESS_RESET only with the exact token of the server index its
+/// current keys address, on the bound path: it then reattaches (RECOVERING `StatelessReset`),
+/// never terminates. Every other reset-shaped datagram is dropped and counted
+/// (`SessionStats::resets_rejected`).
+///
 /// A datagram on another path than the bound one is dropped and counted (`WrongPath`): there
 /// is no implicit roaming. Without a binding (BIRTH, RECOVERING) DATA and CONTROL frames are
 /// dropped (`NotAttached`).
@@ -289,7 +297,10 @@ impl Session {
             Ok(MessageType::HandshakeResp) => self.handle_resp(path, buf, now),
             Ok(MessageType::ReattachResp) => self.handle_reattach_resp(path, buf, now),
             Ok(MessageType::CookieReply) => self.handle_cookie_reply(buf, now),
-            Ok(MessageType::Data | MessageType::Control) => self.handle_sealed(path, buf, now),
+            Ok(MessageType::Data | MessageType::Control) => {
+                let inbound = self.handle_sealed(path, buf, now);
+                self.check_stateless_reset(path, buf, inbound, now)
+            }
             Ok(_) => Inbound::Dropped(DropReason::UnexpectedHandshake),
         };
         if let Inbound::Dropped(reason) = inbound {

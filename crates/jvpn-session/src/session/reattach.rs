@@ -269,7 +269,7 @@ impl Session {
         let Ok(done) = attempt.initiator.read_resp(buf) else {
             return Inbound::Dropped(DropReason::HandshakeFailed);
         };
-        let resp = done.payload;
+        let mut resp = done.payload;
         match resp.status {
             ReattachStatus::Ok => {}
             ReattachStatus::Clock => {
@@ -312,6 +312,7 @@ impl Session {
         client.abandon_handshake();
         // A new binding gets fresh keys only: nothing of the old attachment survives.
         self.keys.install(ActiveKeys::new(done.keys, now), None);
+        self.store_reset_token(done.peer_index, resp.reset_token.take());
         self.timers.stop(TimerKind::RecoveryDeadline);
         self.timers.stop(TimerKind::HandshakeRetry);
         self.timers

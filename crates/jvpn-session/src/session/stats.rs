@@ -189,6 +189,13 @@ pub struct SessionStats {
     pub last_handshake_at: Option<Instant>,
     /// Dropped incoming datagrams, by reason.
     pub drops: DropCounts,
+    /// Client: stateless resets honoured (exact token of the server index in use, on the bound
+    /// path): each started a reattach, none ended the session.
+    pub resets_honoured: u64,
+    /// Client: reset candidates (DATA-shaped datagrams that opened under no key) that were not
+    /// honoured: wrong token, stale index, another path or no binding. Each is also counted
+    /// in `drops` under the reason it failed to open.
+    pub resets_rejected: u64,
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ mod multipath;
 mod reattach;
 mod recovery;
 mod rekey;
+mod reset;
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};

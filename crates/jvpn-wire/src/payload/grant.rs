@@ -14,6 +14,7 @@ use super::{REATTACH_TOKENS, RESP_PAYLOAD_LEN, check_total, read_u64};
 use crate::error::FrameError;
 use crate::frame::{HANDSHAKE_INIT_MIN_LEN, HANDSHAKE_RESP_MIN_LEN};
 use crate::keys::ResumptionSecret;
+use crate::reset::RESET_TOKEN_EXTENSION_LEN;
 use crate::token::TOKEN_LEN;
 
 /// Extension type of the resumption grant in a HANDSHAKE_RESP payload (non-critical).
@@ -25,9 +26,11 @@ pub const GRANT_VALUE_LEN: usize = 8 + 32 + REATTACH_TOKENS * TOKEN_LEN;
 /// Length of the whole grant extension (type, length, value): 331 bytes.
 pub const GRANT_EXTENSION_LEN: usize = 3 + GRANT_VALUE_LEN;
 /// The HANDSHAKE_INIT payload length (fixed part plus padding) that makes the request exactly as
-/// long as the largest HANDSHAKE_RESP the server sends (fixed part plus a grant): 319 bytes.
+/// long as the largest HANDSHAKE_RESP the server sends (fixed part, a grant and a stateless-reset
+/// token): 338 bytes.
 pub const PADDED_INIT_PAYLOAD_LEN: usize =
-    HANDSHAKE_RESP_MIN_LEN + RESP_PAYLOAD_LEN + GRANT_EXTENSION_LEN - HANDSHAKE_INIT_MIN_LEN;
+    HANDSHAKE_RESP_MIN_LEN + RESP_PAYLOAD_LEN + GRANT_EXTENSION_LEN + RESET_TOKEN_EXTENSION_LEN
+        - HANDSHAKE_INIT_MIN_LEN;
 
 const _: () = assert!(PADDED_INIT_PAYLOAD_LEN >= super::INIT_PAYLOAD_LEN + 3);
 
@@ -182,7 +185,13 @@ mod tests {
         assert_eq!(InitPayload::parse(&buf).unwrap(), init);
         assert_eq!(
             crate::frame::handshake_init_len(PADDED_INIT_PAYLOAD_LEN),
-            crate::frame::handshake_resp_len(RESP_PAYLOAD_LEN + GRANT_EXTENSION_LEN)
+            crate::frame::handshake_resp_len(
+                RESP_PAYLOAD_LEN + GRANT_EXTENSION_LEN + RESET_TOKEN_EXTENSION_LEN
+            )
+        );
+        assert_eq!(
+            crate::frame::handshake_init_len(PADDED_INIT_PAYLOAD_LEN),
+            474
         );
     }
 

@@ -6,9 +6,10 @@
 
 use core::fmt;
 
-use super::{check_total_with, read_id, read_u64};
+use super::{check_total_with, find_extension, read_id, read_u64};
 use crate::error::FrameError;
 use crate::keys::{ResumptionSecret, SessionId};
+use crate::reset::{RESET_TOKEN_EXTENSION, RESET_TOKEN_EXTENSION_LEN, ResetToken};
 use crate::token::TOKEN_LEN;
 
 /// Length of [`ReattachInitPayload`]'s fixed part.
@@ -20,6 +21,9 @@ pub const PATH_CHALLENGE_LEN: usize = 16;
 /// Length of [`ReattachRespPayload`]'s fixed part.
 pub const REATTACH_RESP_PAYLOAD_LEN: usize =
     1 + 8 + REATTACH_TOKENS * TOKEN_LEN + 32 + PATH_CHALLENGE_LEN + 8 + 8;
+/// Longest [`ReattachRespPayload`] jvpn emits: the fixed part and a reset-token extension.
+pub const REATTACH_RESP_PAYLOAD_MAX_LEN: usize =
+    REATTACH_RESP_PAYLOAD_LEN + RESET_TOKEN_EXTENSION_LEN;
 
 fn read_u32(buf: &[u8], at: usize) -> u32 {
     u32::from_be_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]])
@@ -135,7 +139,8 @@ impl ReattachStatus {
 ///
 /// Layout: `status u8 | epoch u64 | tokens [4][72] | next_resumption_secret [32] |
 /// path_challenge [16] | server_unix_nanos u64 | recovery_deadline_unix_ms u64 | extensions`.
-/// On a status other than `Ok` the server may send zeros for tokens, secret and challenge.
+/// On a status other than `Ok` the server may send zeros for tokens, secret and challenge. The
+/// one extension jvpn writes is the stateless-reset token of the server's new receive index.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ReattachRespPayload {
     /// The verdict.
@@ -152,6 +157,9 @@ pub struct ReattachRespPayload {
     pub server_unix_nanos: u64,
     /// Absolute end of the recovery window, ms since the Unix epoch.
     pub recovery_deadline_unix_ms: u64,
+    /// The stateless-reset token of the server's receive index for the new keys (the
+    /// [`RESET_TOKEN_EXTENSION`]), if the server sent one.
+    pub reset_token: Option<ResetToken>,
 }
 
 impl fmt::Debug for ReattachRespPayload {
@@ -164,18 +172,23 @@ impl fmt::Debug for ReattachRespPayload {
             .field("next_resumption_secret", &self.next_resumption_secret)
             .field("server_unix_nanos", &self.server_unix_nanos)
             .field("recovery_deadline_unix_ms", &self.recovery_deadline_unix_ms)
+            .field("reset_token", &self.reset_token)
             .finish_non_exhaustive()
     }
 }
 
 impl ReattachRespPayload {
-    /// Encoded length (no extensions).
+    /// Encoded length: the fixed part, plus the reset-token extension if there is a token.
     pub const fn encoded_len(&self) -> usize {
-        REATTACH_RESP_PAYLOAD_LEN
+        if self.reset_token.is_some() {
+            REATTACH_RESP_PAYLOAD_MAX_LEN
+        } else {
+            REATTACH_RESP_PAYLOAD_LEN
+        }
     }
 
     /// Parses a payload; unknown non-critical extensions and zero padding are skipped; an
-    /// unknown status byte is rejected.
+    /// unknown status byte or a reset-token extension of the wrong length is rejected.
     pub fn parse(buf: &[u8]) -> Result<Self, FrameError> {
         check_total_with(buf, REATTACH_RESP_PAYLOAD_LEN, true)?;
         let status =
@@ -192,6 +205,13 @@ impl ReattachRespPayload {
         zeroize::Zeroize::zeroize(&mut secret);
         let mut path_challenge = [0u8; PATH_CHALLENGE_LEN];
         path_challenge.copy_from_slice(&buf[at + 32..at + 48]);
+        let reset_token = find_extension(
+            &buf[REATTACH_RESP_PAYLOAD_LEN..],
+            RESET_TOKEN_EXTENSION,
+            true,
+        )
+        .map(ResetToken::from_extension_value)
+        .transpose()?;
         Ok(Self {
             status,
             epoch: read_u64(buf, 1),
@@ -200,16 +220,17 @@ impl ReattachRespPayload {
             path_challenge,
             server_unix_nanos: read_u64(buf, at + 48),
             recovery_deadline_unix_ms: read_u64(buf, at + 56),
+            reset_token,
         })
     }
 
-    /// Writes the payload into `out` and returns its length. `out` then holds `RS'`: wipe it.
+    /// Writes the payload (and the reset-token extension, if any) into `out` and returns its
+    /// length ([`Self::encoded_len`]). `out` then holds `RS'`: wipe it.
     pub fn emit(&self, out: &mut [u8]) -> Result<usize, FrameError> {
+        let len = self.encoded_len();
         let out = out
-            .get_mut(..REATTACH_RESP_PAYLOAD_LEN)
-            .ok_or(FrameError::BufferTooSmall {
-                needed: REATTACH_RESP_PAYLOAD_LEN,
-            })?;
+            .get_mut(..len)
+            .ok_or(FrameError::BufferTooSmall { needed: len })?;
         out[0] = self.status.as_u8();
         out[1..9].copy_from_slice(&self.epoch.to_be_bytes());
         for (i, token) in self.tokens.iter().enumerate() {
@@ -221,7 +242,10 @@ impl ReattachRespPayload {
         out[at + 32..at + 48].copy_from_slice(&self.path_challenge);
         out[at + 48..at + 56].copy_from_slice(&self.server_unix_nanos.to_be_bytes());
         out[at + 56..at + 64].copy_from_slice(&self.recovery_deadline_unix_ms.to_be_bytes());
-        Ok(REATTACH_RESP_PAYLOAD_LEN)
+        if let Some(token) = &self.reset_token {
+            token.emit_extension(&mut out[REATTACH_RESP_PAYLOAD_LEN..])?;
+        }
+        Ok(len)
     }
 }
 
@@ -243,6 +267,7 @@ mod tests {
             path_challenge: [6; PATH_CHALLENGE_LEN],
             server_unix_nanos: 7,
             recovery_deadline_unix_ms: 8,
+            reset_token: None,
         }
     }
 
@@ -261,6 +286,37 @@ mod tests {
         assert_eq!(ReattachRespPayload::parse(&buf).unwrap(), resp());
         assert_eq!(buf[0], 2);
         assert_eq!(&buf[353..], &8u64.to_be_bytes());
+    }
+
+    #[test]
+    fn a_reset_token_round_trips_before_zero_padding() {
+        let payload = ReattachRespPayload {
+            reset_token: Some(ResetToken::from_bytes([0xab; 16])),
+            ..resp()
+        };
+        let mut buf = [0u8; REATTACH_RESP_PAYLOAD_MAX_LEN + 10];
+
+        let len = payload.emit(&mut buf).unwrap();
+
+        assert_eq!(len, REATTACH_RESP_PAYLOAD_MAX_LEN);
+        assert_eq!(ReattachRespPayload::parse(&buf).unwrap(), payload);
+        assert_eq!(
+            ReattachRespPayload::parse(&buf[..REATTACH_RESP_PAYLOAD_LEN]).unwrap(),
+            resp()
+        );
+    }
+
+    #[test]
+    fn a_reset_token_extension_of_the_wrong_length_is_rejected() {
+        let mut buf = vec![0u8; REATTACH_RESP_PAYLOAD_LEN];
+        resp().emit(&mut buf).unwrap();
+        buf.extend_from_slice(&[RESET_TOKEN_EXTENSION, 0, 15]);
+        buf.extend_from_slice(&[1; 15]);
+
+        assert_eq!(
+            ReattachRespPayload::parse(&buf),
+            Err(FrameError::InvalidField("reset token length"))
+        );
     }
 
     #[test]

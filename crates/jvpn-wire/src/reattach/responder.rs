@@ -14,7 +14,7 @@ use crate::handshake::resolver::SeededResolver;
 use crate::handshake::{mac1_matches, split_keys};
 use crate::kdf::{self, MAC_LEN};
 use crate::keys::{Psk, PublicKey, StaticSecret, TokenKey};
-use crate::payload::{REATTACH_RESP_PAYLOAD_LEN, ReattachInitPayload, ReattachRespPayload};
+use crate::payload::{REATTACH_RESP_PAYLOAD_MAX_LEN, ReattachInitPayload, ReattachRespPayload};
 use crate::token::{TokenClaims, open_token};
 
 /// What a reattach responder has counted, by outcome. Nothing that fails before `read_init`
@@ -275,7 +275,7 @@ impl IncomingReattach {
         payload: &ReattachRespPayload,
         out: &mut [u8],
     ) -> Result<(usize, DataKeys), ReattachError> {
-        let mut plaintext = Zeroizing::new([0u8; REATTACH_RESP_PAYLOAD_LEN]);
+        let mut plaintext = Zeroizing::new([0u8; REATTACH_RESP_PAYLOAD_MAX_LEN]);
         let payload_len = payload.emit(&mut plaintext[..])?;
         let len = reattach_resp_len(payload_len);
         if len > REATTACH_INIT_LEN {

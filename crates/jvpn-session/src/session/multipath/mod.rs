@@ -267,12 +267,13 @@ impl Session {
         }
     }
 
-    /// Client: a PROBE_ACK_OFF_BINDING arrived on the bound `path`: the server sees this path
-    /// from another address (NAT rebinding, a new source address), so its traffic to us goes
-    /// to the old one and is lost while probes keep succeeding. Revalidate at once with a
-    /// reattach on the same path; the server's binding moves only on its PATH_CONFIRM. Once
-    /// RECOVERING nothing is bound, so further flagged answers start nothing new.
-    pub(super) fn revalidate_bound_path(&mut self, path: PathId, now: Instant) {
+    /// Client: a PROBE_ACK_OFF_BINDING arrived on the bound `path` (`reason` TransportDead): the
+    /// server sees this path from another address (NAT rebinding, a new source address), so
+    /// its traffic to us goes to the old one and is lost while probes keep succeeding; or a
+    /// matching stateless reset (`reason` StatelessReset): the server lost our index.
+    /// Revalidate at once with a reattach on the same path; the server's binding moves only on
+    /// its PATH_CONFIRM. Once RECOVERING nothing is bound, so further signals start nothing new.
+    pub(super) fn revalidate_bound_path(&mut self, path: PathId, reason: Reason, now: Instant) {
         if !matches!(self.role, RoleState::Client(_)) || self.bound_path() != Some(path) {
             return;
         }
@@ -285,7 +286,7 @@ impl Session {
                 since: now,
             });
         }
-        self.start_rebind(path, Reason::TransportDead, now);
+        self.start_rebind(path, reason, now);
     }
 
     /// Whether `path` is a candidate (PROBE_ACKs are accepted on candidates only).
