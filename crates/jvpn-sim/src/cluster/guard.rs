@@ -435,14 +435,22 @@ impl Node for GuardedClient {
     fn handle_datagram(&mut self, from_link: LinkId, data: &mut [u8], now: Instant) {
         let h = hash(data);
         let kind = peek_type(data).ok();
+        let resets_before = self.inner.session().stats().resets_honoured;
         self.inner.handle_datagram(from_link, data, now);
+        // A stateless reset is authenticated by its last 16 bytes only (docs/protocol.md §14),
+        // which the attacker never flips: a bit flipped in its random filler forges nothing, and
+        // honouring it only starts a reattach.
+        let reset_honoured = self.inner.session().stats().resets_honoured > resets_before;
         {
             let mut ledger = self.ledger.borrow_mut();
             if ledger.injected.contains(&h) {
                 ledger.figures.delivered_to_client += 1;
             }
             let inbound = self.inner.last_inbound().cloned();
-            if ledger.forged.contains(&h) && !matches!(inbound, Some(Inbound::Dropped(_))) {
+            if ledger.forged.contains(&h)
+                && !reset_honoured
+                && !matches!(inbound, Some(Inbound::Dropped(_)))
+            {
                 ledger.violation(format!(
                     "forged {kind:?} on {from_link} accepted by the client: {inbound:?}"
                 ));
