@@ -10,7 +10,7 @@ use jvpn::session::State;
 use jvpn::wire::keys::{Psk, StaticSecret};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use support::{JumpWorld, echo_until};
+use support::{JumpWorld, echo_until, settled_on};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blackholed_udp_path_moves_the_session_to_another_transport_with_the_same_id() {
@@ -23,13 +23,16 @@ async fn a_blackholed_udp_path_moves_the_session_to_another_transport_with_the_s
         echo,
         ..
     } = JumpWorld::start(server_key, client_key, Psk::zero()).await;
-    let before = client
+    client
         .wait_ready(Duration::from_secs(20))
         .await
-        .expect("ready over UDP");
+        .expect("attached");
+    assert!(
+        settled_on(&client, "udp", Duration::from_secs(30)).await,
+        "the session never settled on UDP, its preferred candidate"
+    );
     assert!(echo_until(&client, b"before", Duration::from_secs(10)).await);
-    let status = client.status_source().snapshot().await.expect("status");
-    assert_eq!(status.sessions[0].transport.as_deref(), Some("udp"));
+    let before = client.state();
 
     relay.abort();
     let flowing_again = echo_until(&client, b"after the jump", Duration::from_secs(30)).await;

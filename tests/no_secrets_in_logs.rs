@@ -13,7 +13,7 @@ use std::time::Duration;
 use jvpn::wire::keys::{Psk, StaticSecret};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use support::{JumpWorld, echo_until};
+use support::{JumpWorld, echo_until, settled_on};
 
 #[derive(Clone, Default)]
 struct Capture(Arc<Mutex<Vec<u8>>>);
@@ -77,7 +77,8 @@ async fn no_static_key_or_psk_appears_in_trace_logs_of_an_attach_and_a_jump() {
         .client
         .wait_ready(Duration::from_secs(20))
         .await
-        .expect("ready over UDP");
+        .expect("attached");
+    assert!(settled_on(&world.client, "udp", Duration::from_secs(30)).await);
     assert!(echo_until(&world.client, b"before", Duration::from_secs(10)).await);
 
     world.relay.abort();

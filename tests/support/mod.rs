@@ -68,6 +68,22 @@ pub(crate) async fn echo_until(client: &Client, payload: &[u8], within: Duration
     tokio::time::timeout(within, attempt).await.is_ok()
 }
 
+/// Waits (bounded) until the client's active transport is `kind`: under load another candidate
+/// may come up first and carry the session until the prober moves it to the preferred one.
+pub(crate) async fn settled_on(client: &Client, kind: &str, within: Duration) -> bool {
+    let settle = async {
+        loop {
+            if let Some(status) = client.status_source().snapshot().await
+                && status.sessions.first().and_then(|s| s.transport.as_deref()) == Some(kind)
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(within, settle).await.is_ok()
+}
+
 /// A running server (echoing every inner datagram), the UDP relay in front of its UDP listener,
 /// and a client with UDP (through the relay), QUIC and WSS candidates.
 pub(crate) struct JumpWorld {
