@@ -4,6 +4,8 @@
 # fuzz/artifacts/<target>/.
 #
 #   fuzz/run.sh [seconds-per-target] [target ...]     (default: 300 s, every target)
+#   FUZZ_TIMEOUT=30 fuzz/run.sh ...    per-input timeout in seconds (default 5; raise it on a
+#                                      loaded machine, where a starved process is not a hang)
 #
 # Needs cargo-fuzz (`cargo install cargo-fuzz`) and a nightly toolchain (`rustup toolchain
 # install nightly`), or RUSTC_BOOTSTRAP=1 with stable (see README.md).
@@ -27,7 +29,7 @@ for t in "${targets[@]}"; do
     mkdir -p "work/$t"
     echo "== $t: ${secs}s"
     if ! cargo "${toolchain[@]}" fuzz run "$t" "work/$t" "corpus/$t" -- \
-        -max_total_time="$secs" -rss_limit_mb=2048 -timeout=5 -print_final_stats=1 \
+        -max_total_time="$secs" -rss_limit_mb=2048 -timeout="${FUZZ_TIMEOUT:-5}" -print_final_stats=1 \
         2>"work/$t.log"; then
         echo "!! $t failed: see fuzz/work/$t.log and fuzz/artifacts/$t/"
         status=1
