@@ -178,6 +178,7 @@ struct Totals {
     nonce_frames: u64,
     nonce_keys: u64,
     nonce_unnamed: u64,
+    nonce_resets_skipped: u64,
 }
 
 impl Totals {
@@ -215,6 +216,7 @@ impl Totals {
         self.nonce_frames += r.nonces.frames;
         self.nonce_keys += r.nonces.keys;
         self.nonce_unnamed += r.nonces.unnamed;
+        self.nonce_resets_skipped += r.nonces.resets;
     }
 }
 

@@ -238,6 +238,8 @@ impl Node for GuardedServer {
         let inbound = node.last_inbound().cloned();
         let mut ledger = self.ledger.borrow_mut();
         let index = self.index;
+        let resets = after.resets.sent.saturating_sub(before.resets.sent);
+        ledger.nonces.resets_queued(index, self.incarnation, resets);
         let first = if seen_here {
             ledger
                 .first_outcome

@@ -41,6 +41,8 @@ pub struct NonceFigures {
     pub keys: u64,
     /// Frames whose key the ledger could not name (no reply carried their receiver index).
     pub unnamed: u64,
+    /// Stateless resets the nodes sent (they look like DATA frames but seal nothing: skipped).
+    pub resets: u64,
 }
 
 /// The ledger: see the module doc.
@@ -51,6 +53,8 @@ pub(crate) struct NonceLedger {
     /// (node, client receiver index) -> the reply that node sent to it.
     down_keys: BTreeMap<(usize, u32), Origin>,
     used: BTreeSet<(Direction, FrameHash, u64)>,
+    /// Stateless resets a node incarnation queued and has not sent yet.
+    pending_resets: BTreeMap<(usize, u32), u64>,
     keys: BTreeSet<(Direction, FrameHash)>,
     pub(crate) figures: NonceFigures,
 }
@@ -73,6 +77,16 @@ impl NonceLedger {
             Ok(MessageType::Data | MessageType::Control) => {
                 let header = DataHeader::parse(frame).ok()?;
                 let origin = self.down_keys.get(&(node, header.receiver_index)).copied();
+                // A stateless reset is built to look like a DATA frame under a random index, but
+                // nothing is sealed in it: one the node queued is counted, not entered.
+                if origin.is_none()
+                    && let Some(pending) = self.pending_resets.get_mut(&(node, incarnation))
+                    && *pending > 0
+                {
+                    *pending -= 1;
+                    self.figures.resets += 1;
+                    return None;
+                }
                 if let Some(o) = origin
                     && o.incarnation != incarnation
                 {
@@ -96,6 +110,13 @@ impl NonceLedger {
             self.down_keys.insert((node, client_index), origin);
         }
         None
+    }
+
+    /// Node `node` (incarnation `incarnation`) queued `count` stateless resets.
+    pub(crate) fn resets_queued(&mut self, node: usize, incarnation: u32, count: u64) {
+        if count > 0 {
+            *self.pending_resets.entry((node, incarnation)).or_insert(0) += count;
+        }
     }
 
     /// A frame the client sent. Returns a violation, if any.
