@@ -358,6 +358,19 @@ impl Session {
         }
     }
 
+    /// Tests: the token the next attempt will use (still unspent).
+    #[cfg(test)]
+    pub(crate) fn next_token(&self) -> Option<[u8; TOKEN_LEN]> {
+        match &self.role {
+            RoleState::Client(c) => c
+                .reattach
+                .grant
+                .as_ref()
+                .and_then(|g| g.tokens.front().copied()),
+            RoleState::Server(_) => None,
+        }
+    }
+
     /// Tests: the token the last attempt used.
     #[cfg(test)]
     pub(crate) fn last_token(&self) -> Option<[u8; TOKEN_LEN]> {

@@ -1,6 +1,7 @@
 //! Sans-IO tests: a client `Session` and a server `Endpoint` wired in memory, virtual time.
 
 mod cluster;
+mod confused_deputy;
 mod datapath;
 mod dos;
 mod garbage;
