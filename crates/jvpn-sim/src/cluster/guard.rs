@@ -36,6 +36,9 @@ pub(crate) struct ServerFigures {
     pub(crate) reattach_replays_refused: u64,
     /// REATTACH_INITs a restarted incarnation refused for naming a session it does not hold.
     pub(crate) reattach_refused_after_restart: u64,
+    /// Sessions a restarted incarnation rebuilt from the store record and kept (the session
+    /// survived the restart).
+    pub(crate) adopted_after_restart: u64,
 }
 
 /// A server node that checks, for every datagram it handles: no REATTACH_INIT accepted twice
@@ -134,6 +137,7 @@ impl GuardedServer {
         figures.reattach_replays_refused += reattach.replays + reattach.stale_counter;
         if self.incarnation > 0 {
             figures.reattach_refused_after_restart += reattach.unknown_session;
+            figures.adopted_after_restart += node.endpoint().counters().cluster.adopted;
         }
     }
 

@@ -117,6 +117,9 @@ pub struct FaultFigures {
     pub lost_while_down: u64,
     /// REATTACH_INITs a restarted node refused for naming a session it does not hold.
     pub reattach_refused_after_restart: u64,
+    /// Sessions a restarted node rebuilt from the store record and kept: the session
+    /// survived the restart (docs/protocol.md §13, "Ownership store").
+    pub adopted_after_restart: u64,
     /// New BIRTHs the client started because a server had lost its session.
     pub reconnects: u64,
     /// Of which reached a bound state (a session re-established).

@@ -468,6 +468,7 @@ impl Sim {
             faults.restarts += figures.restarts;
             faults.lost_while_down += figures.lost_while_down;
             faults.reattach_refused_after_restart += figures.reattach_refused_after_restart;
+            faults.adopted_after_restart += figures.adopted_after_restart;
         }
         let (final_state, epoch, final_reason) = match self.net.node::<GuardedClient>(self.client) {
             Some(client) => {
