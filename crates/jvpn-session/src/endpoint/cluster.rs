@@ -309,6 +309,15 @@ impl Endpoint {
         let Some(session) = self.sessions.get_mut(&handle) else {
             return;
         };
+        // Deadlines that passed first take effect first: a session whose recovery window ran
+        // out before this (late) check ends at its own deadline, not fenced at `now`.
+        if session.poll_timeout().is_some_and(|at| at <= now) {
+            session.handle_timeout(now);
+            self.registry.touched(handle, session);
+        }
+        if session.state().is_terminated() {
+            return;
+        }
         if verdict {
             if let Some(record) = session.record_mut() {
                 record.store_ok_at = Some(now);
@@ -336,8 +345,15 @@ impl Endpoint {
                 continue;
             };
             if deadline <= now {
-                self.counters.cluster.leases_expired += 1;
-                session.terminate(Reason::StoreUnavailable, deadline);
+                // Deadlines that passed first take effect first: a recovery window that ran
+                // out before the lease ends the session at its own deadline.
+                if session.poll_timeout().is_some_and(|at| at <= deadline) {
+                    session.handle_timeout(deadline);
+                }
+                if !session.state().is_terminated() {
+                    self.counters.cluster.leases_expired += 1;
+                    session.terminate(Reason::StoreUnavailable, deadline);
+                }
                 self.registry.touched(handle, session);
             }
         }
