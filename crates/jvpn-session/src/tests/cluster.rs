@@ -653,3 +653,32 @@ fn server_binding(h: &Harness) -> (Option<PathId>, u64) {
     let session = only_session(&h.server);
     (session.bound_path(), session.epoch())
 }
+
+/// Found by fuzz target `session_events`: a late `handle_timeout` (the process was descheduled
+/// past several deadlines) must apply a recovery deadline that passed before the lease ran out
+/// at its own time, not end the session at the later lease deadline (RECOVERING would outlast
+/// the recovery window: `RecoveryTooLong`).
+#[test]
+fn a_late_timer_run_ends_a_recovering_session_at_its_recovery_deadline_not_at_its_lease() {
+    let mut c = Cluster::attached();
+    c.h.blackhole = true;
+    let mut waited = Duration::ZERO;
+    while only_session(&c.h.server).state() != State::Recovering {
+        assert!(waited < Duration::from_secs(60), "the server never noticed");
+        c.h.advance(Duration::from_millis(100));
+        waited += Duration::from_millis(100);
+    }
+    // Ownership checks keep renewing the lease until just before the recovery deadline, so
+    // the lease deadline lies past it.
+    c.h.advance(Policy::default().recovery_window - Duration::from_secs(1));
+    assert_eq!(only_session(&c.h.server).state(), State::Recovering);
+
+    let late = c.h.now + Policy::default().ownership_lease * 3;
+    c.h.server.handle_timeout(late);
+
+    let session = only_session(&c.h.server);
+    assert_eq!(session.state(), State::Terminated);
+    assert_eq!(session.last_reason(), Some(Reason::RecoveryWindowExceeded));
+    assert_eq!(c.h.server.counters().cluster.leases_expired, 0);
+    assert_eq!(c.h.server.violations(), 0);
+}
