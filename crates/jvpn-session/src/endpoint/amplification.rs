@@ -100,6 +100,12 @@ impl AmplificationGuard {
     /// `session` accepted an authenticated frame on its bound `path`: the path is validated
     /// (and the session's previously validated path, if another, no longer is).
     pub(super) fn validate(&mut self, path: PathId, session: SessionHandle) {
+        // The common case on the per-packet path: already validated by this session.
+        if self.validated.get(&path) == Some(&session)
+            && self.by_session.get(&session) == Some(&path)
+        {
+            return;
+        }
         if let Some(old) = self.by_session.insert(session, path)
             && old != path
             && self.validated.get(&old) == Some(&session)
