@@ -41,6 +41,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod args;
 mod capability;
 mod command;
 mod error;

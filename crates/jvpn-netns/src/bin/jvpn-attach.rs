@@ -18,6 +18,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use jvpn::wire::PublicKey;
+use jvpn_netns::args::ToolArgs;
 use jvpn_netns::load::{self, AttachConfig};
 
 const USAGE: &str = "usage:\n  jvpn-attach pubkeys --seed S --clients N\n  \
@@ -36,27 +37,11 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &[String]) -> Result<ExitCode, String> {
-    let (command, rest) = args.split_first().ok_or("missing command")?;
-    let mut value = std::collections::BTreeMap::new();
-    let mut it = rest.iter();
-    while let Some(flag) = it.next() {
-        let v = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        value.insert(flag.as_str(), v.as_str());
-    }
-    let get = |flag: &str| {
-        value
-            .get(flag)
-            .copied()
-            .ok_or_else(|| format!("{command} needs {flag}"))
-    };
-    let number = |flag: &str, default: Option<u64>| match value.get(flag) {
-        Some(v) => v.parse::<u64>().map_err(|e| format!("{flag}: {e}")),
-        None => default.ok_or_else(|| format!("{command} needs {flag}")),
-    };
-    let seed = number("--seed", None)?;
-    let clients = usize::try_from(number("--clients", None)?).map_err(|e| e.to_string())?;
+    let args = ToolArgs::parse(args)?;
+    let seed = args.number("--seed", None)?;
+    let clients = usize::try_from(args.number("--clients", None)?).map_err(|e| e.to_string())?;
     let keys = load::keys_from_seed(seed, clients);
-    match command.as_str() {
+    match args.command {
         "pubkeys" => {
             let mut out = io::stdout().lock();
             for key in &keys {
@@ -66,16 +51,14 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
         }
         "run" => {
             let config = AttachConfig {
-                server: get("--server")?
-                    .parse::<SocketAddr>()
-                    .map_err(|e| format!("--server: {e}"))?,
-                server_key: get("--server-key")?
-                    .parse::<PublicKey>()
-                    .map_err(|e| format!("--server-key: {e}"))?,
+                server: args.parsed::<SocketAddr>("--server")?,
+                server_key: args.parsed::<PublicKey>("--server-key")?,
                 keys,
-                spread: Duration::from_millis(number("--spread-ms", Some(0))?),
-                timeout: Duration::from_secs(number("--timeout-secs", Some(30))?),
-                handshake_retry: Duration::from_millis(number("--retry-ms", Some(1000))?.max(1)),
+                spread: Duration::from_millis(args.number("--spread-ms", Some(0))?),
+                timeout: Duration::from_secs(args.number("--timeout-secs", Some(30))?),
+                handshake_retry: Duration::from_millis(
+                    args.number("--retry-ms", Some(1000))?.max(1),
+                ),
             };
             let report = load::run(config).map_err(|e| format!("runtime: {e}"))?;
             let _ = writeln!(io::stdout(), "{}", report.to_json());

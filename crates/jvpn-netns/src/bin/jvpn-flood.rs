@@ -21,6 +21,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use jvpn::wire::PublicKey;
+use jvpn_netns::args::ToolArgs;
 use jvpn_netns::flood::{self, FloodConfig, FloodMode};
 
 const USAGE: &str = "usage:\n  jvpn-flood spoofed --to ADDR:PORT --server-key B64 --spoof NET/LEN \
@@ -28,35 +29,12 @@ const USAGE: &str = "usage:\n  jvpn-flood spoofed --to ADDR:PORT --server-key B6
                      jvpn-flood replay --to ADDR:PORT --hex DATAGRAM --from ADDR:PORT [--rate PPS] [--secs N]";
 
 fn parse(args: &[String]) -> Result<FloodConfig, String> {
-    let (command, rest) = args.split_first().ok_or("missing command")?;
-    let mut value = std::collections::BTreeMap::new();
-    let mut it = rest.iter();
-    while let Some(flag) = it.next() {
-        let v = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        value.insert(flag.as_str(), v.as_str());
-    }
-    let get = |flag: &str| {
-        value
-            .get(flag)
-            .copied()
-            .ok_or_else(|| format!("{command} needs {flag}"))
-    };
-    let number = |flag: &str, default: u64| {
-        value.get(flag).map_or(Ok(default), |v| {
-            v.parse::<u64>().map_err(|e| format!("{flag}: {e}"))
-        })
-    };
-    let addr = |flag: &str| {
-        get(flag)?
-            .parse::<SocketAddrV4>()
-            .map_err(|e| format!("{flag}: {e}"))
-    };
-    let mode = match command.as_str() {
+    let args = ToolArgs::parse(args)?;
+    let mode = match args.command {
         "spoofed" => {
-            let server_key: PublicKey = get("--server-key")?
-                .parse()
-                .map_err(|e| format!("--server-key: {e}"))?;
-            let (net, len) = get("--spoof")?
+            let server_key: PublicKey = args.parsed("--server-key")?;
+            let (net, len) = args
+                .get("--spoof")?
                 .split_once('/')
                 .ok_or("--spoof takes NET/LEN")?;
             FloodMode::Spoofed {
@@ -68,7 +46,7 @@ fn parse(args: &[String]) -> Result<FloodConfig, String> {
             }
         }
         "replay" => {
-            let hex = get("--hex")?;
+            let hex = args.get("--hex")?;
             let datagram = (0..hex.len())
                 .step_by(2)
                 .map(|i| {
@@ -79,17 +57,17 @@ fn parse(args: &[String]) -> Result<FloodConfig, String> {
                 .ok_or("--hex: not hex")?;
             FloodMode::Replay {
                 datagram,
-                source: addr("--from")?,
+                source: args.parsed::<SocketAddrV4>("--from")?,
             }
         }
         other => return Err(format!("unknown command {other}")),
     };
     Ok(FloodConfig {
         mode,
-        target: addr("--to")?,
-        rate: u32::try_from(number("--rate", 0)?).map_err(|e| format!("--rate: {e}"))?,
-        duration: Duration::from_secs(number("--secs", 10)?),
-        seed: number("--seed", 1)?,
+        target: args.parsed::<SocketAddrV4>("--to")?,
+        rate: u32::try_from(args.number("--rate", Some(0))?).map_err(|e| format!("--rate: {e}"))?,
+        duration: Duration::from_secs(args.number("--secs", Some(10))?),
+        seed: args.number("--seed", Some(1))?,
     })
 }
 
